@@ -1,0 +1,300 @@
+"""Column conventions of cluster catalogues: canonical names, aliases, units, validation.
+
+Every estimator reads its inputs through a `CatalogView`, which finds each canonical
+column under its eSASS/eFEDS aliases (case-insensitively) or through an explicit
+``column_map``, converts it to the canonical unit, and marks rows whose values are
+missing or out of range with a reason. The input table is never modified.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Table
+
+__all__ = [
+    "ColumnSpec", "CANONICAL_COLUMNS", "CatalogView", "MissingColumnError",
+    "ColumnUnitError", "column_names", "find_column",
+]
+
+log = logging.getLogger("astro_clustermass")
+
+
+class MissingColumnError(KeyError):
+    """A column an estimator needs is not in the catalogue."""
+
+    def __str__(self):  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+class ColumnUnitError(u.UnitsError):
+    """A column carries a unit that cannot be converted to the canonical one."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A canonical catalogue column.
+
+    Parameters
+    ----------
+    name : str
+        Canonical name.
+    unit : `~astropy.units.Unit`
+        Canonical unit (``u.dimensionless_unscaled`` for pure numbers).
+    aliases : tuple of str
+        Other names it goes by in eSASS/eFEDS catalogues (matched case-insensitively).
+    minimum, maximum : float
+        Valid range in the canonical unit.
+    inclusive_min : bool
+        Whether ``minimum`` itself is valid.
+    description : str
+    """
+
+    name: str
+    unit: u.UnitBase
+    aliases: tuple = ()
+    minimum: float = -np.inf
+    maximum: float = np.inf
+    inclusive_min: bool = True
+    description: str = ""
+
+    def check_range(self, values):
+        """Boolean array: which finite values lie in the valid range."""
+        lower = values >= self.minimum if self.inclusive_min else values > self.minimum
+        return np.isfinite(values) & lower & (values <= self.maximum)
+
+    def range_text(self):
+        lo = "[" if self.inclusive_min else "("
+        unit = "" if self.unit == u.dimensionless_unscaled else f" {self.unit}"
+        return f"{lo}{self.minimum:g}, {self.maximum:g}]{unit}"
+
+
+_dimless = u.dimensionless_unscaled
+_specs = [
+    ColumnSpec("z", _dimless, ("redshift", "z_final", "z_best", "zspec", "z_spec", "z_lambda"),
+               0.0, 20.0, False, "cluster redshift"),
+    ColumnSpec("RA", u.deg, ("ra_corr", "ra_deg", "raj2000", "ra_x"), 0.0, 360.0, True,
+               "right ascension (ICRS)"),
+    ColumnSpec("DEC", u.deg, ("dec_corr", "dec_deg", "dej2000", "decj2000", "dec_x"),
+               -90.0, 90.0, True, "declination (ICRS)"),
+    ColumnSpec("LX", u.erg / u.s, ("l_x", "lx_soft", "lx500", "l500", "lx_500", "l_500",
+                                   "lx_0520", "l_x_500"),
+               0.0, np.inf, False, "rest-frame 0.5-2 keV luminosity within R500"),
+    ColumnSpec("LX_err", u.erg / u.s, ("lx_soft_err", "lx500_err", "l500_err", "lx_500_err",
+                                       "e_lx"),
+               0.0, np.inf, True, "1-sigma uncertainty of LX"),
+    ColumnSpec("count_rate", u.ct / u.s, ("ml_rate", "rate", "cr", "countrate"),
+               0.0, np.inf, False, "0.2-2.3 keV source count rate"),
+    ColumnSpec("count_rate_err", u.ct / u.s, ("ml_rate_err", "rate_err", "cr_err",
+                                              "countrate_err"),
+               0.0, np.inf, True, "1-sigma uncertainty of count_rate"),
+    ColumnSpec("DET_LIKE", _dimless, ("det_like_0", "detlike"), -np.inf, np.inf, True,
+               "detection likelihood"),
+    ColumnSpec("EXT_LIKE", _dimless, ("ext_like_0", "extlike"), -np.inf, np.inf, True,
+               "extent likelihood"),
+    ColumnSpec("T", u.keV, ("kt", "tx", "t_x", "t500", "kt500", "kt_500"), 0.0, np.inf, False,
+               "ICM temperature"),
+    ColumnSpec("T_err", u.keV, ("kt_err", "tx_err", "t_x_err", "t500_err"), 0.0, np.inf, True,
+               "1-sigma uncertainty of T"),
+    ColumnSpec("M500c", u.Msun, ("m500", "m500_true", "m500_wl_final", "m500c_true"),
+               0.0, np.inf, False, "reference (true or weak-lensing) M500c, for evaluation"),
+]
+
+#: Canonical columns by name.
+CANONICAL_COLUMNS = {spec.name: spec for spec in _specs}
+
+
+def column_names(estimator):
+    """Output column names for the estimator called ``estimator``.
+
+    Returns
+    -------
+    dict
+        Keys ``mass, mass_lo, mass_hi, log10, log10_err, flag``.
+    """
+    return {
+        "mass": f"M500c_{estimator}",
+        "mass_lo": f"M500c_{estimator}_lo",
+        "mass_hi": f"M500c_{estimator}_hi",
+        "log10": f"log10M500c_{estimator}",
+        "log10_err": f"log10M500c_{estimator}_err",
+        "flag": f"M500c_{estimator}_flag",
+    }
+
+
+def find_column(table, name, column_map=None):
+    """Name of the column of ``table`` holding canonical column ``name``, or None.
+
+    ``column_map`` wins; then an exact match of the canonical name; then a
+    case-insensitive match of the name or one of its aliases. Two different
+    candidate columns are an error: the caller must say which one with ``column_map``.
+    """
+    if column_map and name in column_map:
+        target = column_map[name]
+        if target not in table.colnames:
+            raise MissingColumnError(
+                f"column_map maps {name!r} to {target!r}, which is not in the table "
+                f"(columns: {', '.join(table.colnames)})"
+            )
+        return target
+    if name in table.colnames:
+        return name
+    spec = CANONICAL_COLUMNS.get(name)
+    wanted = {name.lower(), *(a.lower() for a in (spec.aliases if spec else ()))}
+    hits = [c for c in table.colnames if c.lower() in wanted]
+    if len(hits) > 1:
+        raise MissingColumnError(
+            f"several columns could be {name!r}: {hits}; choose one with "
+            f"column_map={{{name!r}: ...}}"
+        )
+    return hits[0] if hits else None
+
+
+def _as_canonical_quantity(table, colname, spec):
+    """Column ``colname`` as a float Quantity in the spec's unit, NaN where masked."""
+    col = table[colname]
+    if col.dtype.kind not in "biuf" and not isinstance(col, u.Quantity):
+        raise ColumnUnitError(
+            f"column {colname!r} ({spec.name}) holds {col.dtype} values, not numbers"
+        )
+    unit = getattr(col, "unit", None)
+    mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), dtype=bool)
+    values = np.array(getattr(col, "value", col), dtype=float, copy=True)
+    if np.ndim(mask) == 0:
+        mask = np.full(len(values), bool(mask))
+    if values.ndim != 1:
+        raise ColumnUnitError(
+            f"column {colname!r} ({spec.name}) has shape {col.shape}; expected one value per row"
+        )
+    values[mask] = np.nan
+    if unit is None:
+        if spec.unit != u.dimensionless_unscaled:
+            log.info("column %r has no unit; assuming %s for %s", colname, spec.unit, spec.name)
+        return values * spec.unit
+    unit = u.Unit(unit)
+    try:
+        return (values * unit).to(spec.unit)
+    except u.UnitConversionError:
+        raise ColumnUnitError(
+            f"column {colname!r} ({spec.name}) has unit {unit}, which cannot be converted "
+            f"to {spec.unit}"
+        ) from None
+
+
+class CatalogView:
+    """Read-only access to the canonical columns of a catalogue.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table` or `~astropy.table.QTable`
+    required : sequence of str
+        Canonical columns that must be present; rows where any of them is missing
+        (masked, NaN) or out of range are marked invalid with a reason.
+    optional : sequence of str
+        Canonical columns used when present; bad values there are NaN but do not
+        invalidate the row.
+    column_map : dict, optional
+        Canonical name -> column name in ``table``.
+
+    Attributes
+    ----------
+    row_valid : array of bool
+        Rows whose required inputs are all present and in range.
+    row_reason : array of str
+        Reason for each invalid row ('' for valid rows).
+    columns : dict
+        Canonical name -> column name used.
+    """
+
+    def __init__(self, table, required=(), optional=(), column_map=None):
+        if not isinstance(table, Table):
+            raise TypeError(f"expected an astropy Table or QTable, got {type(table).__name__}")
+        if column_map is not None:
+            unknown = set(column_map) - set(CANONICAL_COLUMNS)
+            if unknown:
+                raise MissingColumnError(
+                    f"column_map names unknown canonical column(s) {sorted(unknown)}; "
+                    f"known: {sorted(CANONICAL_COLUMNS)}"
+                )
+        self._table = table
+        self._n = len(table)
+        self._values = {}
+        self.columns = {}
+        self.row_valid = np.ones(self._n, dtype=bool)
+        reasons = [[] for _ in range(self._n)]
+        missing = []
+        for name in required:
+            colname = find_column(table, name, column_map)
+            if colname is None:
+                missing.append(name)
+                continue
+            self._load(table, name, colname)
+            ok = CANONICAL_COLUMNS[name].check_range(self._values[name].value)
+            for i in np.flatnonzero(~ok):
+                reasons[i].append(self._bad_value_reason(name, self._values[name][i]))
+            self.row_valid &= ok
+        if missing:
+            spec_text = "; ".join(
+                f"{m} ({CANONICAL_COLUMNS[m].description}; aliases: "
+                f"{', '.join(CANONICAL_COLUMNS[m].aliases) or 'none'})" for m in missing
+            )
+            raise MissingColumnError(
+                f"catalogue lacks required column(s): {spec_text}. Columns present: "
+                f"{', '.join(table.colnames) or 'none'}. Use column_map to name them."
+            )
+        for name in optional:
+            colname = find_column(table, name, column_map)
+            if colname is not None:
+                self._load(table, name, colname)
+                bad = ~CANONICAL_COLUMNS[name].check_range(self._values[name].value)
+                if bad.any():
+                    vals = self._values[name].value.copy()
+                    vals[bad] = np.nan
+                    self._values[name] = vals * CANONICAL_COLUMNS[name].unit
+        self.row_reason = np.array(["; ".join(r) for r in reasons], dtype=str)
+        if self._n == 0:
+            self.row_reason = np.zeros(0, dtype="<U1")
+
+    def _load(self, table, name, colname):
+        self.columns[name] = colname
+        self._values[name] = _as_canonical_quantity(table, colname, CANONICAL_COLUMNS[name])
+
+    def _bad_value_reason(self, name, value):
+        spec = CANONICAL_COLUMNS[name]
+        col = self.columns[name]
+        if not np.isfinite(value.value):
+            return f"{col} missing or not finite"
+        return f"{col}={value.value:g} outside {spec.range_text()}"
+
+    def __len__(self):
+        return self._n
+
+    def __contains__(self, name):
+        return name in self._values
+
+    def __getitem__(self, name):
+        """Canonical column ``name`` as a Quantity in its canonical unit (a copy)."""
+        try:
+            return self._values[name].copy()
+        except KeyError:
+            raise MissingColumnError(
+                f"column {name!r} was not requested or is not in the catalogue"
+            ) from None
+
+    def column(self, colname):
+        """A copy of any column of the original table, by its name in that table.
+
+        For inputs that are not canonical scalar columns (e.g. an image column).
+        """
+        if colname not in self._table.colnames:
+            raise MissingColumnError(
+                f"catalogue has no column {colname!r} (columns: {', '.join(self._table.colnames)})"
+            )
+        return self._table[colname].copy()
+
+    def get(self, name, default=None):
+        """Like ``view[name]`` but returns ``default`` if the column is absent."""
+        return self[name] if name in self._values else default

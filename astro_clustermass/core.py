@@ -1,0 +1,357 @@
+"""The estimator interface: `MassEstimator` and its result, `MassEstimate`.
+
+An estimator turns a cluster catalogue into a `MassEstimate`: a Gaussian in
+log10(M500c / Msun) per row (mean and sigma in dex) plus a validity mask with a
+reason for every row that has no estimate. `MassEstimator.estimate` is pure: it
+never touches the input table. `MassEstimator.add_columns` writes the documented
+columns onto a copy of the table (see :ref:`columns`).
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy import units as u
+from astropy.cosmology import Cosmology
+from astropy.table import MaskedColumn, QTable, Table
+from astropy.utils.masked import Masked
+from scipy.special import ndtri
+
+from . import __version__ as _package_version
+from .catalog import CatalogView, column_names
+
+__all__ = ["MassEstimate", "MassEstimator", "EstimatorSpec", "EstimatorError",
+           "write_mass_columns"]
+
+#: Standard-normal quantile of the 84th percentile, so that the 16/84th percentiles
+#: of a Gaussian in log10 M are mean -/+ ONE_SIGMA_QUANTILE * sigma.
+ONE_SIGMA_QUANTILE = float(ndtri(0.84))
+
+
+class EstimatorError(RuntimeError):
+    """An estimator failed or returned something that violates the interface."""
+
+
+@dataclass(frozen=True)
+class MassEstimate:
+    """Masses from one estimator for every row of a catalogue.
+
+    The estimate is a Gaussian in ``log10(M500c / Msun)``.
+
+    Parameters
+    ----------
+    estimator : str
+        Name of the estimator that produced it.
+    log10_mass : array of float, shape (N,)
+        Mean of log10(M500c / Msun) [dex]; NaN where ``valid`` is False.
+    log10_mass_err : array of float, shape (N,)
+        Standard deviation of log10(M500c / Msun) [dex]; NaN where ``valid`` is False.
+    valid : array of bool, shape (N,)
+        Rows that have an estimate.
+    reason : array of str, shape (N,)
+        Why a row has no estimate, or a warning for a valid row (e.g. outside the
+        calibrated range); ``''`` for clean rows.
+    meta : dict
+        Provenance: version, parameters, cosmology, date.
+    """
+
+    estimator: str
+    log10_mass: np.ndarray
+    log10_mass_err: np.ndarray
+    valid: np.ndarray
+    reason: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        mu = np.asarray(self.log10_mass, dtype=float)
+        sig = np.asarray(self.log10_mass_err, dtype=float)
+        valid = np.asarray(self.valid, dtype=bool)
+        reason = np.asarray(self.reason, dtype=str)
+        shapes = {a.shape for a in (mu, sig, valid, reason)}
+        if len(shapes) != 1 or mu.ndim != 1:
+            raise EstimatorError(
+                f"estimator {self.estimator!r} returned arrays of inconsistent shapes "
+                f"{[a.shape for a in (mu, sig, valid, reason)]}; expected four 1-D arrays "
+                "of the catalogue length"
+            )
+        bad = valid & ~(np.isfinite(mu) & np.isfinite(sig) & (sig > 0))
+        if bad.any():
+            raise EstimatorError(
+                f"estimator {self.estimator!r} marked {bad.sum()} row(s) valid with a "
+                "non-finite mass or a non-positive/non-finite sigma (first row "
+                f"{int(np.flatnonzero(bad)[0])})"
+            )
+        mu = np.where(valid, mu, np.nan)
+        sig = np.where(valid, sig, np.nan)
+        for name, value in (("log10_mass", mu), ("log10_mass_err", sig),
+                            ("valid", valid), ("reason", reason)):
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
+    def __len__(self):
+        return len(self.valid)
+
+    @property
+    def mass(self):
+        """Median M500c (Quantity, Msun); NaN where there is no estimate."""
+        return (10.0 ** self.log10_mass) * u.Msun
+
+    def percentile_mass(self, q):
+        """The ``q``-th percentile (0-100) of M500c (Quantity, Msun)."""
+        z = float(ndtri(q / 100.0))
+        return (10.0 ** (self.log10_mass + z * self.log10_mass_err)) * u.Msun
+
+    @property
+    def mass_lo(self):
+        """16th percentile of M500c (Quantity, Msun)."""
+        return (10.0 ** (self.log10_mass - ONE_SIGMA_QUANTILE * self.log10_mass_err)) * u.Msun
+
+    @property
+    def mass_hi(self):
+        """84th percentile of M500c (Quantity, Msun)."""
+        return (10.0 ** (self.log10_mass + ONE_SIGMA_QUANTILE * self.log10_mass_err)) * u.Msun
+
+    def to_distribution(self, n_samples=1000, seed=None):
+        """Samples of M500c as an `astropy.uncertainty.Distribution` (Msun).
+
+        Rows without an estimate hold NaN samples.
+
+        Parameters
+        ----------
+        n_samples : int
+            Samples per cluster.
+        seed : int or `numpy.random.Generator`, optional
+            Random seed, for reproducible samples.
+        """
+        from astropy.uncertainty import Distribution
+
+        rng = np.random.default_rng(seed)
+        draws = rng.standard_normal((len(self), int(n_samples)))
+        log_m = self.log10_mass[:, None] + self.log10_mass_err[:, None] * draws
+        return Distribution((10.0 ** log_m) * u.Msun)
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """What the registry knows of an estimator before loading it.
+
+    Listing estimators reads only these specs, so it never imports heavy modules
+    (torch): ``factory`` may be a ``"module:attribute"`` string resolved on `load`.
+
+    Parameters
+    ----------
+    name : str
+        Unique estimator name.
+    factory : callable or str
+        Returns a `MassEstimator` when called with keyword options; or the
+        ``"module:attribute"`` path of such a callable (e.g. a class).
+    inputs : tuple of str
+        Canonical catalogue columns it needs (plus, in words, anything else).
+    description : str
+    version : str
+    package : str
+        Distribution that provides it (filled in by the registry).
+    """
+
+    name: str
+    factory: object
+    inputs: tuple = ()
+    description: str = ""
+    version: str = ""
+    package: str = ""
+
+    def load(self, **options):
+        """Import the factory if needed and build the estimator."""
+        factory = self.factory
+        if isinstance(factory, str):
+            import importlib
+
+            module, _, attr = factory.partition(":")
+            obj = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            factory = obj
+        estimator = factory(**options)
+        if not isinstance(estimator, MassEstimator):
+            raise EstimatorError(
+                f"estimator {self.name!r} from {self.package or 'unknown package'}: factory "
+                f"returned {type(estimator).__name__}, not a MassEstimator"
+            )
+        return estimator
+
+
+class MassEstimator(abc.ABC):
+    """Base class of every mass estimator, built in or from a plugin.
+
+    Subclasses set the class attributes and implement `_estimate`, which gets a
+    validated `~astro_clustermass.catalog.CatalogView` of the input columns they
+    declared in ``inputs`` and returns ``(log10_mass, log10_mass_err, valid, reason)``.
+
+    Attributes
+    ----------
+    name : str
+        Short unique name, used in column names (``M500c_<name>``).
+    inputs : tuple of str
+        Canonical catalogue columns the estimator needs (see `astro_clustermass.catalog`).
+    optional_inputs : tuple of str
+        Canonical columns it uses when present.
+    version : str
+        Version of the estimator (of its calibration or weights).
+    reference : str
+        Literature reference (with DOI) of the method.
+    """
+
+    name: str = ""
+    inputs: tuple = ()
+    optional_inputs: tuple = ()
+    version: str = _package_version
+    reference: str = ""
+    description: str = ""
+
+    #: Cosmology the estimates are expressed in; subclasses may override.
+    cosmology: Cosmology | None = None
+
+    def parameters(self) -> dict:
+        """Parameters that define this estimator, for provenance (plain Python types)."""
+        return {}
+
+    @abc.abstractmethod
+    def _estimate(self, catalog: CatalogView):
+        """Return ``(log10_mass, log10_mass_err, valid, reason)`` arrays of length N."""
+
+    def estimate(self, table, column_map=None) -> MassEstimate:
+        """Estimate M500c for every row of ``table`` without modifying it.
+
+        Parameters
+        ----------
+        table : `~astropy.table.Table` or `~astropy.table.QTable`
+            The cluster catalogue.
+        column_map : dict, optional
+            Canonical name -> column name in ``table``, for columns whose names
+            are not recognised automatically.
+
+        Returns
+        -------
+        `MassEstimate`
+        """
+        view = CatalogView(table, required=self.inputs, optional=self.optional_inputs,
+                           column_map=column_map)
+        result = self._estimate(view)
+        if not isinstance(result, (tuple, list)) or len(result) != 4:
+            raise EstimatorError(
+                f"estimator {self.name!r}: _estimate must return (log10_mass, "
+                f"log10_mass_err, valid, reason), got {type(result).__name__}"
+            )
+        mu, sig, valid, reason = (np.asarray(a) for a in result)
+        for label, arr in (("log10_mass", mu), ("log10_mass_err", sig),
+                           ("valid", valid), ("reason", reason)):
+            if arr.shape != (len(view),):
+                raise EstimatorError(
+                    f"estimator {self.name!r} returned {label} of shape {arr.shape} for a "
+                    f"catalogue of {len(view)} rows"
+                )
+        valid = valid.astype(bool) & view.row_valid
+        reason = np.where(view.row_valid, reason.astype(str), view.row_reason)
+        return MassEstimate(self.name, mu, sig, valid, reason, meta=self.provenance())
+
+    def provenance(self) -> dict:
+        """Provenance recorded in ``table.meta`` (plain Python types)."""
+        cosmo = self.cosmology
+        return {
+            "name": self.name,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "version": str(self.version),
+            "reference": self.reference,
+            "parameters": self.parameters(),
+            "cosmology": None if cosmo is None else _cosmology_dict(cosmo),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def add_columns(self, table, copy=True, column_map=None):
+        """Estimate masses and write them as columns (see :ref:`columns`).
+
+        Parameters
+        ----------
+        table : `~astropy.table.Table` or `~astropy.table.QTable`
+        copy : bool
+            If True (default) the input table is left untouched and a new table is
+            returned; if False the columns are added to ``table`` itself.
+        column_map : dict, optional
+            Canonical name -> column name in ``table``.
+
+        Returns
+        -------
+        table : same type as the input
+        """
+        estimate = self.estimate(table, column_map=column_map)
+        return write_mass_columns(table, estimate, copy=copy)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} inputs={self.inputs}>"
+
+
+def _cosmology_dict(cosmo):
+    params = {"class": type(cosmo).__name__, "name": cosmo.name}
+    for key in ("H0", "Om0", "Ode0", "Ob0", "Tcmb0"):
+        value = getattr(cosmo, key, None)
+        if value is not None:
+            params[key] = float(u.Quantity(value).value)
+    return params
+
+
+def write_mass_columns(table, estimate: MassEstimate, copy=True):
+    """Write the columns of ``estimate`` onto ``table`` (or a copy of it).
+
+    Columns written, for an estimator named NAME: ``M500c_NAME``, ``M500c_NAME_lo``,
+    ``M500c_NAME_hi`` (Msun; median, 16th and 84th percentile), ``log10M500c_NAME``,
+    ``log10M500c_NAME_err`` (dex), all masked where there is no estimate, and
+    ``M500c_NAME_flag`` (str, the reason; empty for clean rows). Provenance goes to
+    ``table.meta['astro_clustermass'][NAME]``.
+    """
+    if len(estimate) != len(table):
+        raise EstimatorError(
+            f"estimator {estimate.estimator!r} returned {len(estimate)} rows for a "
+            f"table of {len(table)} rows"
+        )
+    out = table.copy(copy_data=True) if copy else table
+    names = column_names(estimate.estimator)
+    clash = [n for n in names.values() if n in out.colnames]
+    if clash:
+        raise EstimatorError(
+            f"table already has column(s) {clash}; remove them or rename the estimator"
+        )
+    mask = ~estimate.valid
+    values = {
+        "mass": estimate.mass, "mass_lo": estimate.mass_lo, "mass_hi": estimate.mass_hi,
+        "log10": estimate.log10_mass * u.dex(u.Msun), "log10_err": estimate.log10_mass_err * u.dex,
+    }
+    for key, q in values.items():
+        if key == "log10":
+            # dex(Msun) is awkward in FITS; store plain dex with a description.
+            q = u.Quantity(estimate.log10_mass, u.dex)
+        if isinstance(out, QTable):
+            out[names[key]] = Masked(q, mask=mask)
+        else:
+            out[names[key]] = MaskedColumn(q.value, unit=q.unit, mask=mask)
+        out[names[key]].description = _DESCRIPTIONS[key]
+    out[names["flag"]] = np.asarray(estimate.reason, dtype=str)
+    out[names["flag"]].description = _DESCRIPTIONS["flag"]
+    provenance = out.meta.setdefault("astro_clustermass", {})
+    provenance[estimate.estimator] = dict(estimate.meta)
+    return out
+
+
+_DESCRIPTIONS = {
+    "mass": "M500c median estimate (h-free Msun)",
+    "mass_lo": "M500c 16th percentile (h-free Msun)",
+    "mass_hi": "M500c 84th percentile (h-free Msun)",
+    "log10": "mean of log10(M500c / Msun)",
+    "log10_err": "sigma of log10(M500c / Msun)",
+    "flag": "why there is no estimate, or a warning; empty if clean",
+}
+
+# Keep Table imported for type hints in docs.
+_ = Table
