@@ -336,9 +336,9 @@ def write_mass_columns(table, estimate: MassEstimate, copy=True):
             out[names[key]] = Masked(q, mask=mask)
         else:
             out[names[key]] = MaskedColumn(q.value, unit=q.unit, mask=mask)
-        out[names[key]].description = _DESCRIPTIONS[key]
+        out[names[key]].info.description = _DESCRIPTIONS[key]
     out[names["flag"]] = np.asarray(estimate.reason, dtype=str)
-    out[names["flag"]].description = _DESCRIPTIONS["flag"]
+    out[names["flag"]].info.description = _DESCRIPTIONS["flag"]
     provenance = out.meta.setdefault("astro_clustermass", {})
     provenance[estimate.estimator] = dict(estimate.meta)
     return out

@@ -1,0 +1,242 @@
+"""Read cluster and source catalogues as eSASS writes them, and write tables safely.
+
+`read_catalog` reads any table astropy can read; for eSASS ``ermldet`` source lists
+(extension ``SRCLIST``, one row per source, instrument and band) and ``catprep``
+catalogues (extension ``CATSRCL``, band-suffixed columns ``ML_RATE_1`` ...) it
+also:
+
+- flattens ``ermldet`` lists to one row per source: the summary row
+  (``ID_INST == 0, ID_BAND == 0``) plus band-suffixed copies of the per-band
+  quantities from the rows with ``ID_INST == 0``... ``ID_BAND == b``;
+- finds the energy band of every suffix in the ``SASSHIST`` record of ``ermldet``
+  (``EMIN``/``EMAX``) and records it in ``meta['bands']``;
+- maps the canonical ``count_rate`` to the band that is 0.2-2.3 keV, when there is
+  one (otherwise it says so and the caller chooses with ``rate_band``);
+- removes units that ``catprep`` writes on dimensionless columns (e.g. ``arcsec``
+  on ``DET_LIKE_0`` and ``EXT_LIKE``), with a logged note naming them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.table import QTable, Table
+
+__all__ = ["read_catalog", "write_table", "CatalogReadError"]
+
+log = logging.getLogger("astro_clustermass")
+
+#: Canonical count-rate band of the package (keV).
+COUNT_RATE_BAND = (0.2, 2.3)
+
+# Columns that are pure numbers in eSASS, whatever unit a file claims.
+_DIMENSIONLESS = re.compile(
+    r"^(DET_LIKE|EXT_LIKE|MASKFRAC|HR_?\d|HR_?\d_ERR|ML_EEF|VIGNET|APE_EEF|APE_POIS|"
+    r"ID_\w+|OWNER|detUID)(_\d+)?$")
+# Columns whose unit catprep writes wrongly (seen in eSASS4DR1 catprep output).
+_KNOWN_UNITS = {re.compile(r"^APE_EXP(_\d+)?$"): u.s, re.compile(r"^APE_RADIUS(_\d+)?$"): u.pix}
+
+
+class CatalogReadError(OSError):
+    """A catalogue file could not be read."""
+
+
+def _bands_from_history(header):
+    """{band index: (emin, emax) keV} from the ermldet entry of SASSHIST, or {}."""
+    history = str(header.get("SASSHIST", ""))
+    match = re.search(r"TASK:ermldet.*?EMIN=\"([^\"]+)\".*?EMAX=\"([^\"]+)\"", history)
+    if not match:
+        return {}
+    emin = [float(v) / 1000.0 for v in match.group(1).split()]
+    emax = [float(v) / 1000.0 for v in match.group(2).split()]
+    bands = {i + 1: (lo, hi) for i, (lo, hi) in enumerate(zip(emin, emax))}
+    if bands:
+        bands[0] = (min(emin), max(emax))
+    return bands
+
+
+def _fix_units(table, source):
+    fixed = []
+    for name in table.colnames:
+        col = table[name]
+        if col.unit is None:
+            continue
+        if _DIMENSIONLESS.match(name) and col.unit != u.dimensionless_unscaled:
+            fixed.append(f"{name} [{col.unit}]")
+            col.unit = None
+        for pattern, unit in _KNOWN_UNITS.items():
+            if pattern.match(name) and col.unit != unit:
+                fixed.append(f"{name} [{col.unit} -> {unit}]")
+                col.unit = unit
+    if fixed:
+        log.info("%s: dropped or corrected wrong units on dimensionless eSASS columns: %s",
+                 source, ", ".join(fixed))
+
+
+def _flatten_ermldet(table):
+    """One row per source: summary row plus band-suffixed per-band columns."""
+    inst, band = np.asarray(table["ID_INST"]), np.asarray(table["ID_BAND"])
+    summary = table[(inst == 0) & (band == 0)]
+    ids = np.asarray(summary["ID_SRC"])
+    per_band = ("ML_CTS", "ML_CTS_ERR", "ML_RATE", "ML_RATE_ERR", "ML_FLUX", "ML_FLUX_ERR",
+                "DET_LIKE", "ML_BKG", "ML_EXP")
+    out = summary.copy()
+    for b in sorted(set(band[inst == 1]) - {0}):
+        rows = table[(inst == 1) & (band == b)]
+        index = {sid: i for i, sid in enumerate(np.asarray(rows["ID_SRC"]))}
+        take = np.array([index.get(sid, -1) for sid in ids])
+        for name in per_band:
+            if name not in rows.colnames:
+                continue
+            values = np.asarray(rows[name], dtype=float)[np.clip(take, 0, None)]
+            values[take < 0] = np.nan
+            out[f"{name}_{b}"] = values
+            out[f"{name}_{b}"].unit = rows[name].unit
+    for name in ("ID_INST", "ID_BAND"):
+        out.remove_column(name)
+    return out
+
+
+def read_catalog(path, hdu=None, rate_band=None, qtable=True):
+    """Read a cluster or source catalogue, including eSASS layouts as they are.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Any file `astropy.table.Table.read` understands (FITS, ECSV, HDF5, VOTable).
+    hdu : int or str, optional
+        FITS extension; default: ``SRCLIST``/``CATSRCL`` when present, else the first table.
+    rate_band : int or sequence of int, optional
+        eSASS band suffix(es) whose ``ML_RATE`` becomes the canonical ``count_rate``
+        (several are summed, their errors added in quadrature). Default: the band
+        whose energy range is 0.2-2.3 keV, if the file defines one.
+    qtable : bool
+        Return a `~astropy.table.QTable` (default) or a `~astropy.table.Table`.
+
+    Returns
+    -------
+    table
+        ``meta['bands']`` holds the eSASS bands found, ``meta['esass_layout']`` the
+        layout ('ermldet', 'catprep' or absent).
+
+    Raises
+    ------
+    CatalogReadError
+        The file is missing, empty, truncated or not a table.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CatalogReadError(f"catalogue file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise CatalogReadError(f"catalogue file {str(path)!r} is empty")
+    layout, bands = None, {}
+    try:
+        if _is_fits(path):
+            with fits.open(path, memmap=False) as hdul:
+                hdul.verify("exception")
+                names = [h.name for h in hdul]
+                if hdu is None:
+                    hdu = next((n for n in ("SRCLIST", "CATSRCL") if n in names), None)
+                    if hdu is None:
+                        hdu = next((i for i, h in enumerate(hdul)
+                                    if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
+                    if hdu is None:
+                        raise CatalogReadError(f"{str(path)!r} has no table extension")
+                header = hdul[hdu].header
+                bands = _bands_from_history(header) or _bands_from_history(hdul[0].header)
+                table = Table(hdul[hdu].data.copy(), meta=dict(header))
+                for col in hdul[hdu].columns:
+                    if col.unit:
+                        table[col.name].unit = u.Unit(col.unit, parse_strict="silent")
+            layout = {"SRCLIST": "ermldet", "CATSRCL": "catprep"}.get(str(header.get("EXTNAME")))
+        else:
+            table = Table.read(path)
+    except CatalogReadError:
+        raise
+    except Exception as exc:
+        raise CatalogReadError(
+            f"could not read catalogue {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+    if layout is not None:
+        _fix_units(table, path.name)
+        if layout == "ermldet" and {"ID_INST", "ID_BAND"} <= set(table.colnames):
+            table = _flatten_ermldet(table)
+        table.meta["esass_layout"] = layout
+        table.meta["bands"] = {int(b): [float(lo), float(hi)] for b, (lo, hi) in bands.items()}
+        _map_count_rate(table, bands, rate_band, path.name)
+    for key in [k for k in table.meta if k in ("SASSHIST", "HISTORY", "COMMENT")]:
+        table.meta.pop(key)
+    return QTable(table) if qtable else table
+
+
+def _map_count_rate(table, bands, rate_band, source):
+    if "count_rate" in table.colnames:
+        return
+    if rate_band is None:
+        matches = [b for b, (lo, hi) in bands.items()
+                   if np.allclose((lo, hi), COUNT_RATE_BAND, atol=0.011)]
+        if not matches:
+            text = ", ".join(f"{b}: {lo:g}-{hi:g} keV" for b, (lo, hi) in sorted(bands.items()))
+            log.info("%s: no eSASS band is 0.2-2.3 keV (bands %s); count_rate is not set; "
+                     "choose one with rate_band=", source, text or "unknown")
+            return
+        rate_band = matches[0]
+    chosen = [rate_band] if np.isscalar(rate_band) else list(rate_band)
+    cols = [f"ML_RATE_{b}" for b in chosen]
+    missing = [c for c in cols if c not in table.colnames]
+    if missing:
+        raise CatalogReadError(f"{source}: rate_band {rate_band!r}: no column(s) {missing}")
+    rate = sum(np.asarray(table[c], dtype=float) for c in cols)
+    err2 = sum(np.asarray(table[f"ML_RATE_ERR_{b}"], dtype=float) ** 2 for b in chosen
+               if f"ML_RATE_ERR_{b}" in table.colnames)
+    table["count_rate"] = rate * (u.ct / u.s)
+    table["count_rate_err"] = np.sqrt(err2) * (u.ct / u.s)
+    ranges = [bands.get(b) for b in chosen]
+    if all(ranges):
+        energy = f"{min(r[0] for r in ranges):g}-{max(r[1] for r in ranges):g} keV"
+    else:
+        energy = "unknown energies"
+    table["count_rate"].info.description = f"sum of {', '.join(cols)} ({energy})"
+    if all(ranges) and not np.allclose((min(r[0] for r in ranges), max(r[1] for r in ranges)),
+                                       COUNT_RATE_BAND, atol=0.011):
+        log.warning("%s: count_rate taken from %s covers %s, not the canonical 0.2-2.3 keV",
+                    source, ", ".join(cols), energy)
+
+
+def _is_fits(path):
+    name = path.name.lower()
+    return name.endswith((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"))
+
+
+def write_table(table, path, overwrite=False, **kwargs):
+    """Write ``table`` atomically: to a temporary file, then renamed over ``path``.
+
+    An interrupted or failed write never leaves a half-written ``path``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
+    suffix = "".join(path.suffixes) or ".fits"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix,
+                               dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    try:
+        fmt = kwargs.pop("format", None)
+        if fmt is None and suffix.lower().endswith((".fits", ".fits.gz", ".fit")):
+            kwargs.setdefault("serialize_meta", True)
+        if fmt is None and suffix.lower().endswith((".h5", ".hdf5")):
+            kwargs.setdefault("path", "catalog")
+            kwargs.setdefault("serialize_meta", True)
+        table.write(tmp, overwrite=True, format=fmt, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path

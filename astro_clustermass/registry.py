@@ -1,0 +1,281 @@
+"""Estimator registry: built-in estimators and third-party plugins.
+
+A plugin is any installed distribution that declares an entry point in the group
+``astro_clustermass.estimators`` pointing at a module (or object) with a pluggy hook
+implementation of `EstimatorHookSpecs.astro_clustermass_estimators`, which returns a
+list of `~astro_clustermass.core.EstimatorSpec` (or `MassEstimator` subclasses).
+
+Each plugin is loaded on its own: one that fails to import, raises, or returns
+nonsense is reported (name, distribution, error) and the others still work. In strict
+mode the first such failure raises instead. Plugins can be blocked by name or
+distribution. Listing plugins reads only their specs, so it does not import torch.
+
+Configuration (environment variables win over `conf`):
+
+- ``ASTRO_CLUSTERMASS_STRICT_PLUGINS=1`` or ``conf.strict_plugins = True``
+- ``ASTRO_CLUSTERMASS_DISABLE_PLUGINS=name1,dist2`` or ``conf.disabled_plugins``
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import os
+from dataclasses import dataclass, field
+
+import pluggy
+from astropy import config as _config
+from astropy.table import QTable
+
+from .core import EstimatorError, EstimatorSpec, MassEstimator
+
+__all__ = [
+    "ENTRY_POINT_GROUP", "hookimpl", "hookspec", "EstimatorHookSpecs", "PluginRecord",
+    "PluginError", "DuplicateEstimatorError", "UnknownEstimatorError", "Registry",
+    "default_registry", "conf",
+]
+
+log = logging.getLogger("astro_clustermass")
+
+#: Entry-point group a third-party package uses to register estimators.
+ENTRY_POINT_GROUP = "astro_clustermass.estimators"
+
+hookspec = pluggy.HookspecMarker("astro_clustermass")
+#: Decorator for a plugin's hook implementation.
+hookimpl = pluggy.HookimplMarker("astro_clustermass")
+
+#: Built-in estimator providers, loaded like plugins (each isolated); each module
+#: has a light ``builtin_estimator_specs()`` returning its `EstimatorSpec` list.
+BUILTIN_PROVIDERS = ("astro_clustermass.relations", "astro_clustermass.cnn")
+
+
+class Conf(_config.ConfigNamespace):
+    """Configuration of the plugin registry (``[registry]`` in astro_clustermass.cfg)."""
+
+    strict_plugins = _config.ConfigItem(
+        False, "Raise on the first plugin that fails to load instead of reporting it.")
+    disabled_plugins = _config.ConfigItem(
+        [], "Entry-point or distribution names of plugins not to load.", cfgtype="string_list")
+
+
+conf = Conf()
+
+
+class PluginError(EstimatorError):
+    """A plugin failed to load or returned something invalid (strict mode)."""
+
+
+class DuplicateEstimatorError(EstimatorError):
+    """Two providers registered the same estimator name."""
+
+
+class UnknownEstimatorError(KeyError):
+    """No estimator of that name is registered."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+class EstimatorHookSpecs:
+    """Hooks a plugin implements (decorate with `hookimpl`)."""
+
+    @hookspec
+    def astro_clustermass_estimators(self):
+        """Return the estimators this plugin provides.
+
+        Returns
+        -------
+        list of `~astro_clustermass.core.EstimatorSpec` or `MassEstimator` subclasses
+        """
+
+
+@dataclass
+class PluginRecord:
+    """What happened when a plugin (or built-in provider) was loaded."""
+
+    name: str
+    distribution: str
+    version: str
+    status: str  # "ok", "error", "blocked"
+    error: str = ""
+    estimators: list = field(default_factory=list)
+
+
+def _env_flag(name):
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _spec_from(obj, package, version):
+    """Normalise what a hook returned into an EstimatorSpec."""
+    if isinstance(obj, EstimatorSpec):
+        spec = obj
+    elif isinstance(obj, type) and issubclass(obj, MassEstimator):
+        spec = EstimatorSpec(name=obj.name, factory=obj, inputs=tuple(obj.inputs),
+                             description=obj.description or (obj.__doc__ or "").strip()
+                             .split("\n")[0], version=str(obj.version))
+    else:
+        raise PluginError(
+            f"returned {type(obj).__name__!s} {obj!r:.80}; expected EstimatorSpec or a "
+            "MassEstimator subclass"
+        )
+    if not isinstance(spec.name, str) or not spec.name or any(c.isspace() for c in spec.name):
+        raise PluginError(f"invalid estimator name {spec.name!r}")
+    return EstimatorSpec(spec.name, spec.factory, tuple(spec.inputs), spec.description,
+                         spec.version or version, spec.package or package)
+
+
+class Registry:
+    """Discovered estimators and the fate of every plugin.
+
+    Parameters
+    ----------
+    strict : bool, optional
+        Raise `PluginError` on the first failing plugin (default from configuration).
+    disabled : iterable of str, optional
+        Entry-point or distribution names not to load (default from configuration).
+    builtins : bool
+        Include the package's own estimators.
+    entry_points : iterable of `importlib.metadata.EntryPoint`, optional
+        Plugins to load instead of those installed (for tests).
+    """
+
+    def __init__(self, strict=None, disabled=None, builtins=True, entry_points=None):
+        env_strict = _env_flag("ASTRO_CLUSTERMASS_STRICT_PLUGINS")
+        self.strict = bool(strict if strict is not None
+                           else env_strict if env_strict is not None else conf.strict_plugins)
+        if disabled is None:
+            env = os.environ.get("ASTRO_CLUSTERMASS_DISABLE_PLUGINS")
+            disabled = env.split(",") if env is not None else conf.disabled_plugins
+        self.disabled = {d.strip() for d in disabled if d.strip()}
+        self.plugins: list[PluginRecord] = []
+        self._specs: dict[str, list[EstimatorSpec]] = {}
+        self._pm = pluggy.PluginManager("astro_clustermass")
+        self._pm.add_hookspecs(EstimatorHookSpecs)
+        from . import __version__
+
+        if builtins:
+            for module in BUILTIN_PROVIDERS:
+                self._load(module, "astro_clustermass", __version__,
+                           lambda module=module:
+                           importlib.import_module(module).builtin_estimator_specs)
+        if entry_points is None:
+            entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        for ep in entry_points:
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else "unknown"
+            dist_version = dist.version if dist is not None else ""
+            self._load(ep.name, dist_name, dist_version, ep.load)
+
+    # -- loading ---------------------------------------------------------------------
+    def _load(self, name, dist, version, loader):
+        record = PluginRecord(name, dist, version, "ok")
+        self.plugins.append(record)
+        if name in self.disabled or dist in self.disabled:
+            record.status = "blocked"
+            log.info("plugin %r (%s) is disabled by configuration", name, dist)
+            return
+        try:
+            plugin = loader()
+            hook_fn = getattr(plugin, "astro_clustermass_estimators", None)
+            if hook_fn is not None:
+                # Modules and objects: register with pluggy, which validates the hook.
+                self._pm.register(plugin, name=f"{dist}:{name}")
+                impls = [i for i in self._pm.hook.astro_clustermass_estimators.get_hookimpls()
+                         if i.plugin is plugin]
+                if not impls:
+                    raise PluginError("astro_clustermass_estimators is not marked @hookimpl")
+                returned = impls[0].function()
+            elif callable(plugin) and not isinstance(plugin, type):
+                returned = plugin()
+            else:
+                raise PluginError(
+                    "entry point must name a module or object with an "
+                    "astro_clustermass_estimators hook, or a callable returning specs"
+                )
+            if returned is None:
+                returned = []
+            if not isinstance(returned, (list, tuple)):
+                raise PluginError(f"hook returned {type(returned).__name__}, expected a list")
+            specs = [_spec_from(obj, dist, version) for obj in returned]
+        except Exception as exc:  # one broken plugin must not break the others
+            record.status = "error"
+            record.error = f"{type(exc).__name__}: {exc}"
+            message = f"plugin {name!r} from {dist} failed to load: {record.error}"
+            if self.strict:
+                raise PluginError(message) from exc
+            log.warning(message)
+            return
+        for spec in specs:
+            record.estimators.append(spec.name)
+            self._specs.setdefault(spec.name, []).append(spec)
+            if len(self._specs[spec.name]) > 1:
+                providers = [s.package for s in self._specs[spec.name]]
+                message = (f"estimator name {spec.name!r} is registered by several "
+                           f"packages: {providers}")
+                if self.strict:
+                    raise DuplicateEstimatorError(message)
+                log.warning("%s; it is unusable until one of them is disabled", message)
+
+    # -- queries ---------------------------------------------------------------------
+    @property
+    def names(self):
+        """Names of all registered estimators (including duplicated ones)."""
+        return sorted(self._specs)
+
+    def spec(self, name) -> EstimatorSpec:
+        """The spec of estimator ``name``."""
+        specs = self._specs.get(name)
+        if not specs:
+            broken = [p for p in self.plugins if p.status != "ok"]
+            hint = "".join(f"; plugin {p.name!r} ({p.distribution}) is {p.status}"
+                           + (f": {p.error}" if p.error else "") for p in broken)
+            raise UnknownEstimatorError(
+                f"no estimator named {name!r}; available: {', '.join(self.names) or 'none'}"
+                + hint)
+        if len(specs) > 1:
+            raise DuplicateEstimatorError(
+                f"estimator name {name!r} is registered by several packages: "
+                f"{[s.package for s in specs]}; disable one with "
+                "ASTRO_CLUSTERMASS_DISABLE_PLUGINS")
+        return specs[0]
+
+    def get(self, name, **options) -> MassEstimator:
+        """Build the estimator ``name`` with keyword ``options``."""
+        estimator = self.spec(name).load(**options)
+        if estimator.name != name:
+            raise EstimatorError(
+                f"estimator registered as {name!r} calls itself {estimator.name!r}")
+        return estimator
+
+    def table(self) -> QTable:
+        """One row per estimator (and per plugin that failed or is blocked)."""
+        rows = []
+        for name, specs in sorted(self._specs.items()):
+            for spec in specs:
+                status = "ok" if len(specs) == 1 else "duplicate name"
+                rows.append((name, spec.package, spec.version, ", ".join(spec.inputs),
+                             status, spec.description))
+        for record in self.plugins:
+            if record.status != "ok":
+                rows.append(("", record.distribution, record.version, "",
+                             f"{record.status}: {record.name}"
+                             + (f": {record.error}" if record.error else ""), ""))
+        names = ("name", "package", "version", "inputs", "status", "description")
+        if not rows:
+            return QTable(names=names, dtype=[str] * len(names))
+        return QTable(rows=rows, names=names)
+
+
+_default = None
+
+
+def default_registry(refresh=False) -> Registry:
+    """The process-wide registry, discovered on first use (``refresh`` to rediscover)."""
+    global _default
+    if _default is None or refresh:
+        _default = Registry()
+    return _default
