@@ -22,12 +22,13 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
-from astropy.table import QTable, Table
+from astropy.table import Column, MaskedColumn, QTable, Table
 
 __all__ = ["read_catalog", "write_table", "CatalogReadError"]
 
@@ -60,6 +61,31 @@ def _bands_from_history(header):
     if bands:
         bands[0] = (min(emin), max(emax))
     return bands
+
+
+def _esass_table(hdu, source):
+    """Table from an eSASS HDU as written, tolerating its header defects.
+
+    eSASS writes e.g. ``TNULL = -99`` on unsigned-byte columns, which astropy's
+    reader rejects; such impossible null values are ignored (with a note).
+    """
+    table = Table(meta=dict(hdu.header))
+    ignored = []
+    for col in hdu.columns:
+        data = np.array(hdu.data[col.name])
+        mask = None
+        if col.null is not None and data.dtype.kind in "iu":
+            info = np.iinfo(data.dtype)
+            if info.min <= int(col.null) <= info.max:
+                mask = data == int(col.null)
+            else:
+                ignored.append(f"{col.name} (TNULL={col.null} for {data.dtype})")
+        unit = u.Unit(col.unit, parse_strict="silent") if col.unit else None
+        table[col.name] = (MaskedColumn(data, mask=mask, unit=unit) if mask is not None
+                           and mask.any() else Column(data, unit=unit))
+    if ignored:
+        log.info("%s: ignored impossible null values: %s", source, ", ".join(ignored))
+    return table
 
 
 def _fix_units(table, source):
@@ -151,11 +177,14 @@ def read_catalog(path, hdu=None, rate_band=None, qtable=True):
                         raise CatalogReadError(f"{str(path)!r} has no table extension")
                 header = hdul[hdu].header
                 bands = _bands_from_history(header) or _bands_from_history(hdul[0].header)
-                table = Table(hdul[hdu].data.copy(), meta=dict(header))
-                for col in hdul[hdu].columns:
-                    if col.unit:
-                        table[col.name].unit = u.Unit(col.unit, parse_strict="silent")
-            layout = {"SRCLIST": "ermldet", "CATSRCL": "catprep"}.get(str(header.get("EXTNAME")))
+                layout = {"SRCLIST": "ermldet", "CATSRCL": "catprep"}.get(
+                    str(header.get("EXTNAME")))
+                if layout is None:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", u.UnitsWarning)
+                        table = Table.read(hdul[hdu], unit_parse_strict="silent")
+                else:
+                    table = _esass_table(hdul[hdu], path.name)
         else:
             table = Table.read(path)
     except CatalogReadError:
@@ -172,6 +201,7 @@ def read_catalog(path, hdu=None, rate_band=None, qtable=True):
         _map_count_rate(table, bands, rate_band, path.name)
     for key in [k for k in table.meta if k in ("SASSHIST", "HISTORY", "COMMENT")]:
         table.meta.pop(key)
+    _meta_from_fits(table)
     return QTable(table) if qtable else table
 
 
@@ -209,6 +239,35 @@ def _map_count_rate(table, bands, rate_band, source):
                     source, ", ".join(cols), energy)
 
 
+#: FITS header keyword holding the package's provenance (JSON; FITS cannot hold dicts).
+PROVENANCE_KEYWORD = "ACM_PROV"
+
+
+def _meta_for_fits(table):
+    """A shallow copy whose nested provenance dict is a JSON string FITS can store."""
+    if not isinstance(table.meta.get("astro_clustermass"), dict):
+        return table
+    import json
+
+    out = table.copy(copy_data=False)
+    out.meta = dict(table.meta)
+    out.meta[PROVENANCE_KEYWORD] = json.dumps(out.meta.pop("astro_clustermass"), default=str)
+    return out
+
+
+def _meta_from_fits(table):
+    text = table.meta.pop(PROVENANCE_KEYWORD, None)
+    if text is not None:
+        import json
+
+        try:
+            table.meta["astro_clustermass"] = json.loads(text)
+        except ValueError:
+            log.warning("could not parse the %s provenance record; left as text",
+                        PROVENANCE_KEYWORD)
+            table.meta[PROVENANCE_KEYWORD] = text
+
+
 def _is_fits(path):
     name = path.name.lower()
     return name.endswith((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"))
@@ -229,11 +288,14 @@ def write_table(table, path, overwrite=False, **kwargs):
     try:
         fmt = kwargs.pop("format", None)
         if fmt is None and suffix.lower().endswith((".fits", ".fits.gz", ".fit")):
-            kwargs.setdefault("serialize_meta", True)
+            table = _meta_for_fits(table)
         if fmt is None and suffix.lower().endswith((".h5", ".hdf5")):
             kwargs.setdefault("path", "catalog")
             kwargs.setdefault("serialize_meta", True)
-        table.write(tmp, overwrite=True, format=fmt, **kwargs)
+        with warnings.catch_warnings():
+            # 'dex' is not a FITS unit: it is written as text and read back by us.
+            warnings.filterwarnings("ignore", message=".*could not be saved in native FITS")
+            table.write(tmp, overwrite=True, format=fmt, **kwargs)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
