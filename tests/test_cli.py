@@ -1,0 +1,66 @@
+import subprocess
+import sys
+
+import numpy as np
+from astropy import units as u
+from astropy.table import QTable
+
+from astro_clustermass import __version__
+from astro_clustermass.cli import main
+
+
+def test_version(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_plugins_lists_estimators(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "name" in out and "status" in out
+
+
+def test_estimate_round_trip(tmp_path, monkeypatch, capsys):
+    from astro_clustermass.core import MassEstimator
+
+    class Toy(MassEstimator):
+        name = "toy"
+        inputs = ("z",)
+
+        def _estimate(self, catalog):
+            n = len(catalog)
+            return np.full(n, 14.0), np.full(n, 0.2), np.ones(n, bool), np.full(n, "")
+
+    monkeypatch.setattr("astro_clustermass.api.default_registry",
+                        lambda: type("R", (), {"get": staticmethod(lambda name: Toy()),
+                                               "names": ["toy"]})())
+    src = tmp_path / "in.fits"
+    QTable({"Z_BEST": [0.1, 0.2], "LX": [1e43, 2e43] * u.erg / u.s}).write(src)
+    out = tmp_path / "out.fits"
+    assert main(["estimate", str(src), "-o", str(out), "-e", "toy",
+                 "--column-map", "z=Z_BEST"]) == 0
+    back = QTable.read(out)
+    np.testing.assert_allclose(back["M500c_toy"].value, 1e14)
+    # refuses to overwrite; the existing file is untouched
+    mtime = out.stat().st_mtime_ns
+    assert main(["estimate", str(src), "-o", str(out), "-e", "toy",
+                 "--column-map", "z=Z_BEST"]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert out.stat().st_mtime_ns == mtime
+
+
+def test_estimate_missing_column_message(tmp_path, capsys):
+    src = tmp_path / "in.fits"
+    QTable({"foo": [1.0]}).write(src)
+    rc = main(["estimate", str(src), "-o", str(tmp_path / "o.fits"), "-e", "tx-arnaud07"])
+    assert rc == 1
+    assert not (tmp_path / "o.fits").exists()
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "astro_clustermass.cli", "--version"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and __version__ in out.stdout
