@@ -40,8 +40,8 @@ def list_estimators(refresh=False):
 
 def _resolve(estimators, table, column_map):
     """Turn names / instances into estimator objects; None means all that can run."""
-    registry = default_registry()
     if estimators is None:
+        registry = default_registry()
         chosen = []
         for name in registry.names:
             try:
@@ -63,7 +63,7 @@ def _resolve(estimators, table, column_map):
         if isinstance(item, MassEstimator):
             out.append(item)
         elif isinstance(item, str):
-            out.append(registry.get(item))
+            out.append(default_registry().get(item))
         else:
             raise TypeError(f"estimators must be names or MassEstimator instances, got {item!r}")
     names = [e.name for e in out]
