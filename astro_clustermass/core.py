@@ -66,10 +66,11 @@ class MassEstimate:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        mu = np.asarray(self.log10_mass, dtype=float)
-        sig = np.asarray(self.log10_mass_err, dtype=float)
-        valid = np.asarray(self.valid, dtype=bool)
-        reason = np.asarray(self.reason, dtype=str)
+        # Private copies: the result is frozen without freezing the caller's arrays.
+        mu = np.array(self.log10_mass, dtype=float)
+        sig = np.array(self.log10_mass_err, dtype=float)
+        valid = np.array(self.valid, dtype=bool)
+        reason = np.array(self.reason, dtype=str)
         shapes = {a.shape for a in (mu, sig, valid, reason)}
         if len(shapes) != 1 or mu.ndim != 1:
             raise EstimatorError(
@@ -239,7 +240,8 @@ class MassEstimator(abc.ABC):
         """
         view = CatalogView(table, required=self.inputs, optional=self.optional_inputs,
                            column_map=column_map)
-        result = self._estimate(view)
+        with np.errstate(all="ignore"):  # rows with bad inputs are masked below
+            result = self._estimate(view)
         if not isinstance(result, (tuple, list)) or len(result) != 4:
             raise EstimatorError(
                 f"estimator {self.name!r}: _estimate must return (log10_mass, "
