@@ -353,18 +353,21 @@ class ScalingRelation:
             ``analytic``: the measurement error is treated as log-normal
             (sigma_ln = err/O) and the relation is inverted exactly in ln M, with the
             redshift-dependent slope b(z): ln(M/M_p) = (ln(O/O_n) - a(z)) / b(z) and
-            sigma_lnM = sqrt(sigma_int^2 + sigma_ln,meas^2) / |b(z)|.
+            sigma_lnM = sqrt(sigma_int^2 + sigma_ln,meas^2) / |b(z)|. This is a flat
+            prior in ln M; its frequentist coverage is exact for log-normal errors.
             ``grid``: the posterior of ln M on a grid with the measurement error
             Gaussian in O and the intrinsic scatter log-normal (numerical convolution),
-            times ``prior``; mean and standard deviation of log10 M.
-            ``auto``: analytic for rows with S/N >= ``snr_grid`` or no error, grid
-            for the others, and grid everywhere if a prior is given.
+            times ``prior``; the estimate is the posterior median and half the 16-84%
+            interval. Meant for use with a proper prior: with a flat prior in ln M and
+            S/N of a few, the likelihood does not vanish as M -> 0 and the result
+            depends on ``grid_range`` (such rows are flagged).
+            ``auto`` (default): ``analytic`` without a prior, ``grid`` with one.
         prior : callable, optional
             ``prior(ln_mass_grid[None, :], z[:, None]) -> ln prior density per ln M``,
             e.g. a halo mass function (Eddington bias correction, see
             `astro_clustermass.relations.eddington`).
         snr_grid : float
-            S/N below which ``auto`` uses the grid.
+            Unused (kept for compatibility of the signature).
         grid_step : float
             Step of the ln M grid.
         grid_range : tuple of float
@@ -395,10 +398,7 @@ class ScalingRelation:
             raise RelationError(f"method must be 'auto', 'analytic' or 'grid', not {method!r}")
         if method == "grid" or prior is not None:
             use_grid = ok & (has_err | (prior is not None))
-        elif method == "auto":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                use_grid = ok & has_err & (obs / np.where(has_err, err, 1.0) < snr_grid)
-        else:
+        else:  # "analytic", or "auto" without a prior
             use_grid = np.zeros(n, bool)
         mu = np.full(n, np.nan)
         sig = np.full(n, np.nan)
@@ -428,7 +428,7 @@ class ScalingRelation:
         for i in np.flatnonzero(outz):
             reason[i] = _join(reason[i], f"outside calibrated z range {zlo:g}-{zhi:g}")
         mlo, mhi = self.mass_range
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):
             outm = ok & ((mu < np.log10(mlo)) | (mu > np.log10(mhi)))
         for i in np.flatnonzero(outm):
             reason[i] = _join(reason[i], f"mass outside calibrated range {mlo:.3g}-{mhi:.3g} Msun")
@@ -450,7 +450,8 @@ class ScalingRelation:
                                     f"{self.normalization.unit}") from None
         return np.atleast_1d(np.asarray(q, dtype=float)) / self.normalization.value
 
-    def _grid_posterior(self, obs, err, a, b, z, ln_mp, prior, step, grid_range):
+    def _grid_posterior(self, obs, err, a, b, z, ln_mp, prior, step, grid_range,
+                        summary="quantiles"):
         """Posterior mean/std of log10 M on a ln M grid, row by row (vectorised).
 
         Likelihood: L(M) = int N(O_obs | O, err) LogN(O | a + b ln(M/M_p), sigma_int) dO.
@@ -486,12 +487,19 @@ class ScalingRelation:
                 lp = prior(lnm[None, :], z[sl, None])
                 f = like * np.exp(lp - lp.max(axis=1, keepdims=True))
             f = np.clip(f, 0.0, None)
-            norm = f.sum(axis=1)
-            w = f / norm[:, None]
-            m1 = (w * lnm[None, :]).sum(axis=1)
-            m2 = (w * (lnm[None, :] - m1[:, None]) ** 2).sum(axis=1)
-            mean[sl] = m1 / _LN10
-            std[sl] = np.sqrt(m2) / _LN10
+            w = f / f.sum(axis=1, keepdims=True)
+            cdf = np.cumsum(w, axis=1)
+            if summary == "moments":
+                m1 = (w * lnm[None, :]).sum(axis=1)
+                m2 = (w * (lnm[None, :] - m1[:, None]) ** 2).sum(axis=1)
+                mean[sl] = m1 / _LN10
+                std[sl] = np.sqrt(m2) / _LN10
+            else:
+                edges = lnm + step / 2  # the CDF at cell i is reached at its upper edge
+                q16, q50, q84 = (_quantile_rows(cdf, edges, q)
+                                 for q in (0.158655, 0.5, 0.841345))
+                mean[sl] = q50 / _LN10
+                std[sl] = 0.5 * (q84 - q16) / _LN10
             ncell = max(1, int(round(np.log(10 ** 0.5) / step)))
             edge[sl] = (w[:, :ncell].sum(axis=1) > 0.01) | (w[:, -ncell:].sum(axis=1) > 0.01)
         return mean, std, edge
@@ -522,6 +530,15 @@ class ScalingRelation:
                 f"{self.normalization:.4g}) = ln {self.A} + [{self.B} + {self.F} ln((1+z)/"
                 f"{1 + self.redshift_pivot:g})] ln(M/{self.mass_pivot:.4g}) + ..., "
                 f"sigma_ln={self.scatter_ln}>")
+
+
+def _quantile_rows(cdf, grid, q):
+    """Per-row quantile ``q`` of a discrete CDF on ``grid`` (linear interpolation)."""
+    idx = np.clip((cdf < q).sum(axis=1), 1, grid.size - 1)
+    rows = np.arange(cdf.shape[0])
+    c0, c1 = cdf[rows, idx - 1], cdf[rows, idx]
+    t = np.clip((q - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0, 1.0)
+    return grid[idx - 1] + t * (grid[idx] - grid[idx - 1])
 
 
 def _smooth(f, width, nfft, freq, ng):
