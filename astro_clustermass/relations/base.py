@@ -416,7 +416,7 @@ class ScalingRelation:
                                                 ln_mp, prior, grid_step, grid_range)
             mu[idx], sig[idx] = gm, gs
             for i in idx[edge]:
-                reason[i] = "posterior reaches the edge of the mass grid (low S/N)"
+                reason[i] = "posterior reaches the edge of the mass grid or prior (low S/N)"
         # Degenerate: no scatter and no error -> sigma 0; keep interface (sigma > 0).
         zero = ok & ~(sig > 0)
         if zero.any():
@@ -501,7 +501,15 @@ class ScalingRelation:
                 mean[sl] = q50 / _LN10
                 std[sl] = 0.5 * (q84 - q16) / _LN10
             ncell = max(1, int(round(np.log(10 ** 0.5) / step)))
-            edge[sl] = (w[:, :ncell].sum(axis=1) > 0.01) | (w[:, -ncell:].sum(axis=1) > 0.01)
+            # Probability within 0.5 dex of the lowest/highest mass with support (the
+            # grid ends, or where a prior becomes zero).
+            cells = np.arange(ng)[None, :]
+            first = np.argmax(w > 0, axis=1)[:, None]
+            last = ng - 1 - np.argmax(w[:, ::-1] > 0, axis=1)[:, None]
+            low = ((cells >= first) & (cells < first + ncell) & (first > 0)) | \
+                ((cells < ncell) & (first == 0))
+            high = cells > last - ncell
+            edge[sl] = ((w * low).sum(axis=1) > 0.01) | ((w * high).sum(axis=1) > 0.01)
         return mean, std, edge
 
     # ------------------------------------------------------------------ provenance

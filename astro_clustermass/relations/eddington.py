@@ -31,10 +31,15 @@ class MassFunctionPrior:
         Mass definition (default ``"500c"``).
     z_max : float
         Largest redshift tabulated.
+    m_min : float
+        Mass [Msun] below which the prior is zero. A cluster catalogue holds groups and
+        clusters: without a floor, the steep low-mass end of the mass function and the
+        non-vanishing Gaussian likelihood of a faint observable give a spurious mode
+        of galaxy-mass haloes at low S/N. Default 1e13 Msun.
     """
 
     def __init__(self, cosmology, sigma8=0.8, ns=0.95, model="tinker08", mdef="500c",
-                 z_max=2.0):
+                 z_max=2.0, m_min=1e13):
         from colossus.cosmology import cosmology as ccosmo
         from colossus.lss import mass_function
 
@@ -60,7 +65,9 @@ class MassFunctionPrior:
             if previous is not None:
                 ccosmo.setCurrent(previous)
         self.table = table
-        self.description = f"{model} {mdef} mass function, sigma8={sigma8}, ns={ns}"
+        self.m_min = float(m_min)
+        self.description = (f"{model} {mdef} mass function, sigma8={sigma8}, ns={ns}, "
+                            f"zero below {self.m_min:.3g} Msun")
 
     def __call__(self, ln_mass, z):
         """ln prior density per ln M at ``ln_mass`` [ln Msun] and ``z`` (broadcast)."""
@@ -74,4 +81,5 @@ class MassFunctionPrior:
         lnm, zz = np.broadcast_arrays(ln_mass, z)
         zz = np.clip(zz, self.z_grid[0], self.z_grid[-1])
         pts = np.stack([zz.ravel(), lnm.ravel()], axis=-1)
-        return interp(pts).reshape(lnm.shape)
+        out = interp(pts).reshape(lnm.shape)
+        return np.where(lnm >= np.log(self.m_min), out, -np.inf)

@@ -47,12 +47,15 @@ class ScalingRelationEstimator(MassEstimator):
     use_errors : bool
         Use the observable's error column when present (default True).
     snr_grid : float
-        S/N below which ``method="auto"`` uses the numerical posterior.
+        Unused (kept for compatibility).
+    prior : callable, optional
+        Custom prior ``prior(ln_mass, z) -> ln density per ln M`` (instead of the
+        mass function of ``eddington=True``); implies the numerical posterior.
     """
 
     def __init__(self, relation="lx-chiu22", name=None, cosmology=None,
                  evolution_cosmology="relation", eddington=False, method="auto",
-                 use_errors=True, snr_grid=20.0):
+                 use_errors=True, snr_grid=20.0, prior=None):
         if isinstance(relation, ScalingRelation):
             self.relation = relation
         else:
@@ -75,8 +78,8 @@ class ScalingRelationEstimator(MassEstimator):
         self.use_errors = use_errors
         self.snr_grid = float(snr_grid)
         self.eddington = bool(eddington)
-        self._prior = None
-        if self.eddington:
+        self._prior = prior
+        if self.eddington and prior is None:
             from .eddington import MassFunctionPrior
 
             extra = rel.meta.get("cosmology_extra", {})
@@ -103,7 +106,8 @@ class ScalingRelationEstimator(MassEstimator):
         params.update(
             method=self.method,
             eddington=self.eddington,
-            prior=self._prior.description if self._prior is not None else "flat in ln M",
+            prior=("flat in ln M" if self._prior is None
+                   else getattr(self._prior, "description", repr(self._prior))),
             evolution_cosmology=self.evolution_cosmology,
             input_cosmology=str(self.input_cosmology),
             use_errors=self.use_errors,
