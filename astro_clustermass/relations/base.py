@@ -353,7 +353,7 @@ class ScalingRelation:
             ``analytic``: the measurement error is treated as log-normal
             (sigma_ln = err/O) and the relation is inverted exactly in ln M, with the
             redshift-dependent slope b(z): ln(M/M_p) = (ln(O/O_n) - a(z)) / b(z) and
-            sigma_lnM = sqrt(sigma_int^2 + sigma_ln,meas^2) / |b(z)|. This is a flat
+            sigma_lnM = sqrt(sigma_int^2 + sigma_ln,meas^2) / b(z). This is a flat
             prior in ln M; its frequentist coverage is exact for log-normal errors.
             ``grid``: the posterior of ln M on a grid with the measurement error
             Gaussian in O and the intrinsic scatter log-normal (numerical convolution),
