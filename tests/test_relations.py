@@ -180,6 +180,23 @@ def test_eddington_prior_pulls_masses_down():
     assert (edd.log10_mass_err <= flat.log10_mass_err + 1e-9).all()
 
 
+def test_eddington_estimator_from_registry_leaves_colossus_alone():
+    from colossus.cosmology import cosmology as ccosmo
+
+    import astro_clustermass as acm
+
+    ccosmo.setCosmology("planck18")
+    est = acm.get_estimator("cr-erass1", eddington=True)
+    assert ccosmo.getCurrent().name == "planck18"
+    plain = acm.get_estimator("cr-erass1")
+    rel = plain.relation
+    t = QTable({"z": [0.3, 0.5], "count_rate": rel.mean_observable([3e14, 3e14], [0.3, 0.5]),
+                "count_rate_err": 0.3 * rel.mean_observable([3e14, 3e14], [0.3, 0.5])})
+    a, b = plain.estimate(t), est.estimate(t)
+    assert b.valid.all() and (b.log10_mass < a.log10_mass).all()
+    assert "mass function" in est.parameters()["prior"]
+
+
 # ---------------------------------------------------------------- estimators
 def _table(rel, m, z, cls=QTable):
     obs = rel.mean_observable(m, z)

@@ -467,7 +467,11 @@ class ScalingRelation:
         std = np.empty(obs.size)
         edge = np.zeros(obs.size, bool)
         chunk = max(1, 2_000_000 // ng)
-        for start in range(0, obs.size, chunk):
+        from tqdm import tqdm
+
+        starts = range(0, obs.size, chunk)
+        for start in tqdm(starts, desc=f"{self.name} posterior", unit="chunk",
+                          disable=obs.size < 20_000, leave=False):
             sl = slice(start, start + chunk)
             y = a[sl, None] + b[sl, None] * (lnm[None, :] - ln_mp)
             e = err[sl, None]
