@@ -266,3 +266,40 @@ def test_luminosity_count_rate_round_trip():
     np.testing.assert_allclose(lxe / lx, 0.1)
     back = ecf.luminosity_to_count_rate(lx, z, kT=4.0)
     np.testing.assert_allclose(back.value, cr.value, rtol=1e-12)
+
+
+def test_cli_photometry(tmp_path):
+    """The module's CLI entry points (``astro-clustermass photometry``)."""
+    import argparse
+
+    from astro_clustermass import photometry
+
+    rng = np.random.default_rng(7)
+    w = _wcs()
+    expo = np.full((NY, NX), 1200.0)
+    counts = rng.poisson((BKG + _gauss(60, 60, 2.5, 0.1)) * expo)
+    fits.PrimaryHDU(counts.astype(np.int32), header=w.to_header()).writeto(tmp_path / "c.fits")
+    fits.PrimaryHDU(expo, header=w.to_header()).writeto(tmp_path / "e.fits")
+    c = w.pixel_to_world(60, 60)
+    Table({"RA": [c.ra.deg], "DEC": [c.dec.deg], "z": [0.3]}).write(tmp_path / "cat.fits")
+    parser = argparse.ArgumentParser()
+    photometry.add_arguments(parser)
+    args = parser.parse_args([str(tmp_path / "cat.fits"), "-o", str(tmp_path / "out.fits"),
+                              "--counts", str(tmp_path / "c.fits"), "--exposure",
+                              str(tmp_path / "e.fits"), "--radius", "60"])
+    assert photometry.run(args) == 0
+    out = QTable.read(tmp_path / "out.fits")
+    assert abs(out["count_rate"][0].value - 0.1) < 3 * out["count_rate_err"][0].value
+    assert out["LX"].unit == u.erg / u.s
+    # the same from an eSASS-like event file binned on the exposure map's grid
+    yy, xx = np.nonzero(counts)
+    n = counts[yy, xx]
+    sky = w.pixel_to_world(np.repeat(xx, n).astype(float), np.repeat(yy, n).astype(float))
+    ev = fits.BinTableHDU.from_columns(
+        [fits.Column("RA", "D", array=sky.ra.deg), fits.Column("DEC", "D", array=sky.dec.deg),
+         fits.Column("PI", "E", array=np.full(n.sum(), 1000.0))], name="EVENTS")
+    fits.HDUList([fits.PrimaryHDU(), ev]).writeto(tmp_path / "ev.fits")
+    args.counts, args.output = str(tmp_path / "ev.fits"), str(tmp_path / "out2.fits")
+    assert photometry.run(args) == 0
+    out2 = QTable.read(tmp_path / "out2.fits")
+    assert out2["count_rate"][0] == out["count_rate"][0]
