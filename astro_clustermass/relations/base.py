@@ -333,7 +333,7 @@ class ScalingRelation:
 
     # ------------------------------------------------------------------ inversion
     def invert(self, observable, z, observable_err=None, cosmology=None, method="auto",
-               prior=None, snr_grid=20.0, grid_step=0.01, grid_range=(1e11, 1e17)):
+               prior=None, grid_step=0.01, grid_range=(1e11, 1e17)):
         """Mass from observable: mean and sigma of log10(M500c / Msun).
 
         The sigma combines the intrinsic scatter and the measurement error.
@@ -366,8 +366,6 @@ class ScalingRelation:
             ``prior(ln_mass_grid[None, :], z[:, None]) -> ln prior density per ln M``,
             e.g. a halo mass function (Eddington bias correction, see
             `astro_clustermass.relations.eddington`).
-        snr_grid : float
-            Unused (kept for compatibility of the signature).
         grid_step : float
             Step of the ln M grid.
         grid_range : tuple of float

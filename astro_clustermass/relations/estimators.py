@@ -8,9 +8,6 @@ its error column, and inverts the relation (see
 
 from __future__ import annotations
 
-import numpy as np
-from astropy import units as u
-
 from ..core import MassEstimator
 from .base import RelationError, ScalingRelation, load_relation
 from .lx import LuminosityMassRelation
@@ -46,8 +43,6 @@ class ScalingRelationEstimator(MassEstimator):
         Inversion method (see `ScalingRelation.invert`).
     use_errors : bool
         Use the observable's error column when present (default True).
-    snr_grid : float
-        Unused (kept for compatibility).
     prior : callable, optional
         Custom prior ``prior(ln_mass, z) -> ln density per ln M`` (instead of the
         mass function of ``eddington=True``); implies the numerical posterior.
@@ -55,7 +50,7 @@ class ScalingRelationEstimator(MassEstimator):
 
     def __init__(self, relation="lx-chiu22", name=None, cosmology=None,
                  evolution_cosmology="relation", eddington=False, method="auto",
-                 use_errors=True, snr_grid=20.0, prior=None):
+                 use_errors=True, prior=None):
         if isinstance(relation, ScalingRelation):
             self.relation = relation
         else:
@@ -76,7 +71,6 @@ class ScalingRelationEstimator(MassEstimator):
         self.cosmology = rel.fiducial_cosmology
         self.method = method
         self.use_errors = use_errors
-        self.snr_grid = float(snr_grid)
         self.eddington = bool(eddington)
         self._prior = prior
         if self.eddington and prior is None:
@@ -98,7 +92,7 @@ class ScalingRelationEstimator(MassEstimator):
                 err = _rescale_lx(err, z, self.input_cosmology, rel.fiducial_cosmology)
         cosmo = self.input_cosmology if self.evolution_cosmology == "input" else None
         inv = rel.invert(obs, z, observable_err=err, cosmology=cosmo, method=self.method,
-                         prior=self._prior, snr_grid=self.snr_grid)
+                         prior=self._prior)
         return inv.log10_mass, inv.log10_mass_err, inv.ok, inv.reason
 
     def parameters(self):
@@ -131,5 +125,3 @@ def make_estimator(name, **options):
     relation = options.pop("relation", name)
     return ScalingRelationEstimator(relation=relation, name=name, **options)
 
-
-_ = (np, u)
