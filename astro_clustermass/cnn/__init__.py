@@ -1,0 +1,33 @@
+"""The CNN ensemble mass estimator (seed 000: Krippendorf et al., eFEDS).
+
+Importing this package does not import torch; the submodules do:
+
+- `~astro_clustermass.cnn.model`: architectures (``seed000``, ``resnet-small``);
+- `~astro_clustermass.cnn.losses`: Gaussian negative log-likelihood (seed 000 Eq. 1);
+- `~astro_clustermass.cnn.train`: training of members and ensembles, checkpoints;
+- `~astro_clustermass.cnn.ensemble`: combination by seed 000 Eqs. 2-3, fused inference;
+- `~astro_clustermass.cnn.estimator`: the ``cnn-ensemble`` `~astro_clustermass.MassEstimator`;
+- `~astro_clustermass.cnn.dataset` (no torch): training-set file format, selection,
+  split by cluster, normalisation, building data sets from simulator output;
+- `~astro_clustermass.cnn.io`: safetensors weights + YAML manifest;
+- `~astro_clustermass.cnn.evaluate` (no torch): accuracy metrics;
+- `~astro_clustermass.cnn.cli`: the ``astro-clustermass train`` subcommand.
+"""
+
+from __future__ import annotations
+
+__all__ = ["builtin_estimator_specs"]
+
+
+def builtin_estimator_specs():
+    """The `~astro_clustermass.core.EstimatorSpec` of ``cnn-ensemble`` (imports no torch)."""
+    from ..core import EstimatorSpec
+
+    return [EstimatorSpec(
+        name="cnn-ensemble",
+        factory="astro_clustermass.cnn.estimator:CNNEnsembleEstimator",
+        inputs=("z", "RA", "DEC"),
+        description=("CNN ensemble (seed 000) on 50x50x10 energy-band images + redshift; "
+                     "needs images=, image_column= or events= (event files)"),
+        version="1",
+    )]

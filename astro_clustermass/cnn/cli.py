@@ -1,0 +1,92 @@
+"""``astro-clustermass train``: train a CNN ensemble on a simulated data set.
+
+No torch import at module level (the CLI imports this module to build its parser).
+
+Examples
+--------
+Build the data set from simulator output, then train 5 members::
+
+    astro-clustermass train --from-sim sim_output/ data.h5 -o my_ensemble/ --work-dir work/
+
+Resume an interrupted run: run the same command again (checkpoints in ``--work-dir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+__all__ = ["add_arguments", "run"]
+
+log = logging.getLogger("astro_clustermass")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .dataset import DEFAULT_SELECTION
+
+    parser.add_argument("dataset", help="training data set (HDF5, astro_clustermass.cnn.dataset "
+                                        "format); built first if --from-sim is given")
+    parser.add_argument("-o", "--output", required=True,
+                        help="ensemble directory to write (manifest.yaml + safetensors)")
+    parser.add_argument("--work-dir", default=None,
+                        help="checkpoints and test predictions (default: OUTPUT/../<name>_work)")
+    parser.add_argument("--from-sim", nargs="+", metavar="SIM_DIR",
+                        help="simulator output directory(ies) to build DATASET from (skipped "
+                             "if DATASET exists)")
+    parser.add_argument("--members", type=int, default=5, help="ensemble size (default 5)")
+    parser.add_argument("--arch", default="seed000",
+                        help="architecture: seed000 (default) or resnet-small")
+    parser.add_argument("--epochs", type=int, default=300, help="maximum epochs per member")
+    parser.add_argument("--patience", type=int, default=25,
+                        help="early stopping: epochs without a better validation loss")
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (1e-4)")
+    parser.add_argument("--batch-size", type=int, default=100, help="batch size (100)")
+    parser.add_argument("--seed", type=int, default=0, help="member i is seeded with SEED + i")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the 70/15/15 split")
+    parser.add_argument("--selection", default=DEFAULT_SELECTION,
+                        help=f"cluster selection (default {DEFAULT_SELECTION!r})")
+    parser.add_argument("--uniform-mass-weights", action="store_true",
+                        help="weight samples so the mass distribution is effectively uniform")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="no random rotations/flips")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing ensemble in OUTPUT")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .dataset import build_dataset, read_dataset
+
+    if args.from_sim and not os.path.exists(args.dataset):
+        build_dataset(args.from_sim, args.dataset, selection=args.selection,
+                      progress=not args.no_progress)
+    if os.path.exists(os.path.join(args.output, "manifest.yaml")) and not args.overwrite:
+        raise SystemExit(f"{args.output} already holds an ensemble; pass --overwrite")
+    import torch
+
+    from .train import TrainConfig, train_ensemble
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = read_dataset(args.dataset)
+    config = TrainConfig(architecture=args.arch, learning_rate=args.lr,
+                         batch_size=args.batch_size, max_epochs=args.epochs,
+                         early_stopping_patience=args.patience,
+                         augment=not args.no_augment,
+                         uniform_mass_weights=args.uniform_mass_weights)
+    work = args.work_dir or os.path.join(
+        os.path.dirname(os.path.abspath(args.output)),
+        os.path.basename(os.path.normpath(args.output)) + "_work")
+    manifest = train_ensemble(data, args.output, work, n_members=args.members, config=config,
+                              base_seed=args.seed, selection=args.selection,
+                              split_seed=args.split_seed, progress=not args.no_progress,
+                              overwrite=args.overwrite, dataset_path=args.dataset)
+    test = manifest["metrics"].get("test", {})
+    print(f"wrote {args.members}-member ensemble to {args.output}")
+    if test:
+        print(f"test set: n={test['n']} scatter={test['scatter']:.3f} dex "
+              f"bias={test['bias']:+.3f} mean sigma={test.get('mean_sigma', float('nan')):.3f} "
+              f"coverage68={test.get('coverage68', float('nan')):.2f}")
+    return 0

@@ -1,0 +1,413 @@
+"""The ``cnn-ensemble`` mass estimator (imports torch).
+
+Reads an energy-band image (EBI) of every cluster plus its redshift and returns the
+ensemble's Gaussian in log10 M500c (seed 000 Eqs. 2-3). Images come from one of:
+
+- ``images=``: an array ``(N, ny, nx, nbands)`` in catalogue order, or the path of an HDF5
+  file holding one (a training data set of `astro_clustermass.cnn.dataset`, or an EBI
+  stack written by `astro_clustermass.ebi`);
+- ``image_column=``: a multi-dimensional catalogue column of cubes;
+- ``events=``: an event list (or event-file paths): the EBIs are built at each row's
+  RA/DEC with `astro_clustermass.ebi` using the ensemble's own EBI parameters.
+
+Images whose EBI parameters differ from those the ensemble was trained with (manifest
+``ebi_parameters``) are refused with `EBIParameterMismatch`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import numpy as np
+
+from ..core import MassEstimator
+from .dataset import Normalisation
+from .io import default_weights_dir, read_manifest
+
+__all__ = ["CNNEnsembleEstimator", "EBIParameterMismatch", "compare_ebi_parameters"]
+
+log = logging.getLogger("astro_clustermass")
+
+
+#: Catalogue columns used as EBI cubes when no image source is given.
+_IMAGE_COLUMNS = ("ebi", "EBI", "gsm_3dImgs")
+
+
+class EBIParameterMismatch(ValueError):
+    """Input images were made with EBI parameters other than the ensemble's."""
+
+
+def _normalise_params(d):
+    if d is None:
+        return None
+    if hasattr(d, "to_dict"):
+        d = d.to_dict()
+    from .dataset import _plain
+
+    return _plain(dict(d))
+
+
+def _equal(a, b):
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def compare_ebi_parameters(expected, given, what="input images"):
+    """Raise `EBIParameterMismatch` naming every parameter that differs.
+
+    Parameters
+    ----------
+    expected : dict or EBIParameters
+        The ensemble's (manifest) parameters.
+    given : dict or EBIParameters
+        The parameters of the images offered.
+    what : str
+        Description of the images, for the message.
+    """
+    e, g = _normalise_params(expected), _normalise_params(given)
+    if e is None or g is None:
+        return
+    diffs = []
+    for key in sorted(set(e) | set(g)):
+        if key not in g:
+            diffs.append(f"{key}: missing (ensemble: {e[key]!r})")
+        elif key not in e:
+            diffs.append(f"{key}: {g[key]!r} (not an EBI parameter of the ensemble)")
+        elif not _equal(e[key], g[key]):
+            diffs.append(f"{key}: {g[key]!r} (ensemble: {e[key]!r})")
+    if diffs:
+        raise EBIParameterMismatch(
+            f"{what} were made with EBI parameters that differ from those the CNN ensemble "
+            f"was trained with: {'; '.join(diffs)}. Rebuild the images with the ensemble's "
+            "parameters (pass events= to let the estimator build them) or use an ensemble "
+            "trained on such images.")
+
+
+def _read_image_file(path):
+    """Images and EBI parameters (dict or None) from an HDF5 file."""
+    import h5py
+    import yaml
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"image file {path!r} does not exist")
+    try:  # the EBI module's own stack reader, if it knows the file
+        from .. import ebi as _ebi
+
+        reader = getattr(_ebi, "read_ebi_stack", None)
+    except ImportError:
+        reader = None
+    if reader is not None:
+        try:
+            stack = reader(path)
+        except Exception:  # not that module's format: fall back to the generic reader
+            stack = None
+        if stack is not None:
+            images = getattr(stack, "images", None)
+            params = getattr(stack, "params", None) or getattr(stack, "parameters", None)
+            if images is None and isinstance(stack, tuple):
+                images, params = stack[0], stack[1] if len(stack) > 1 else None
+            if images is not None:
+                return np.asarray(images), _normalise_params(params)
+    with h5py.File(path, "r") as f:
+        key = next((k for k in ("ebi", "images", "gsm_3dImgs") if k in f), None)
+        if key is None:
+            raise KeyError(f"{path}: no EBI data set (looked for ebi, images, gsm_3dImgs); "
+                           f"keys: {list(f)}")
+        images = f[key][...]
+        params = f.attrs.get("ebi_parameters", None)
+        if params is None and "ebi_parameters" in f[key].attrs:
+            params = f[key].attrs["ebi_parameters"]
+    if isinstance(params, bytes):
+        params = params.decode()
+    if isinstance(params, str):
+        params = yaml.safe_load(params)
+    return images, params
+
+
+class CNNEnsembleEstimator(MassEstimator):
+    """M500c from energy-band images and redshift with a CNN ensemble (seed 000).
+
+    Parameters
+    ----------
+    weights : str, optional
+        Ensemble directory (``manifest.yaml`` + ``member_XX.safetensors``); default the
+        shipped ensemble (`astro_clustermass.cnn.io.default_weights_dir`).
+    images : array (N, ny, nx, nbands) or str, optional
+        EBIs in catalogue row order, or an HDF5 file holding them.
+    image_column : str, optional
+        Catalogue column holding one EBI cube per row.
+    events : EventList, str or list of str, optional
+        Event list(s) to build EBIs from at each row's RA/DEC.
+    ebi_parameters : EBIParameters or dict, optional
+        Parameters of ``images``/``image_column`` when they cannot be read from a file;
+        checked against the manifest.
+    device : str
+        torch device ("cpu").
+    batch_size : int
+        Clusters per normalisation chunk.
+    threads : int, optional
+        ``torch.set_num_threads`` for inference.
+    progress : bool
+        tqdm progress bars.
+
+    Notes
+    -----
+    Rows without an image (all-NaN cube, or no photon at all in the EBI, e.g. a
+    position outside the event files) have no estimate and say why. Rows whose redshift
+    or predicted mass lies outside the training set's range keep their estimate with a
+    warning in the flag column.
+    """
+
+    name = "cnn-ensemble"
+    inputs = ("z", "RA", "DEC")
+    optional_inputs = ()
+    reference = ("Krippendorf et al. 2024, A&A 681, A112, 'The eROSITA Final Equatorial-Depth "
+                 "Survey (eFEDS): A machine learning approach to infer galaxy cluster masses "
+                 "from eROSITA X-ray images' (arXiv:2305.00016)")
+    description = "CNN ensemble on energy-band images + redshift (seed 000)"
+
+    def __init__(self, weights=None, images=None, image_column=None, events=None,
+                 ebi_parameters=None, device="cpu", batch_size=1024, threads=None,
+                 progress=False):
+        sources = [s is not None for s in (images, image_column, events)]
+        if sum(sources) > 1:
+            raise ValueError("give at most one of images=, image_column=, events=")
+        self.weights = os.path.abspath(weights or default_weights_dir())
+        self._load_error = None
+        try:
+            self.manifest = read_manifest(self.weights)  # clear ManifestError if bad
+        except Exception as exc:
+            if weights is not None:
+                raise
+            # The shipped ensemble is missing (e.g. a stripped install): listing and
+            # "run all that can" must still work; the error surfaces on estimation.
+            self._load_error = exc
+            self.manifest = {"normalisation": Normalisation().to_dict(), "ebi_parameters": None,
+                             "architecture": {"name": "seed000"}, "members": []}
+        self.version = str(self.manifest.get("name", "")) + "@" + str(
+            self.manifest.get("created", ""))
+        self.normalisation = Normalisation.from_dict(self.manifest["normalisation"])
+        self.ebi_parameters = _normalise_params(self.manifest["ebi_parameters"])
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.threads = threads
+        self.progress = progress
+        self._ensemble = None
+        self._images = None
+        self._image_column = image_column
+        self._events = events
+        if images is not None:
+            if isinstance(images, (str, os.PathLike)):
+                arr, params = _read_image_file(os.fspath(images))
+                if params is None:
+                    log.warning("image file %s does not record its EBI parameters; assuming the "
+                                "ensemble's", images)
+                compare_ebi_parameters(self.ebi_parameters, params or ebi_parameters,
+                                       f"images in {images}")
+                self._images = arr
+            else:
+                self._images = images
+        if ebi_parameters is not None:
+            compare_ebi_parameters(self.ebi_parameters, ebi_parameters, "the given images")
+        if self._images is not None:
+            self._check_shape(np.shape(self._images), "images")
+        if events is None:
+            if images is not None or image_column is not None:
+                self.inputs = ("z",)
+                self.optional_inputs = ("RA", "DEC")
+        self.last_members = None
+
+    # -- helpers ----------------------------------------------------------------------
+    @property
+    def image_shape(self):
+        shape = self.manifest.get("input", {}).get("image_shape")
+        return tuple(shape) if shape else None
+
+    def _check_shape(self, shape, what):
+        expected = self.image_shape
+        if len(shape) != 4:
+            raise ValueError(f"{what} must have shape (N, ny, nx, nbands); got {tuple(shape)}")
+        if expected is not None and tuple(shape[1:]) != expected:
+            raise EBIParameterMismatch(
+                f"{what} have cubes of shape {tuple(shape[1:])}, the ensemble was trained on "
+                f"{expected} (y, x, band); they were made with other EBI parameters")
+
+    @property
+    def ensemble(self):
+        """The loaded `~astro_clustermass.cnn.ensemble.Ensemble` (loaded on first use)."""
+        if self._ensemble is None:
+            from .ensemble import Ensemble
+
+            self._ensemble = Ensemble.load(self.weights, device=self.device)
+        return self._ensemble
+
+    def parameters(self):
+        return {
+            "weights": self.weights,
+            "ensemble": self.manifest.get("name"),
+            "created": self.manifest.get("created"),
+            "architecture": self.manifest["architecture"]["name"],
+            "n_members": len(self.manifest["members"]),
+            "member_sha256": [m.get("sha256") for m in self.manifest["members"]],
+            "ebi_parameters": self.ebi_parameters,
+            "image_source": ("images" if self._images is not None else "image_column"
+                             if self._image_column else "events" if self._events is not None
+                             else "none"),
+        }
+
+    def _get_images(self, view):
+        n = len(view)
+        if self._images is not None:
+            if len(self._images) != n:
+                raise ValueError(f"images= holds {len(self._images)} cubes for a catalogue of "
+                                 f"{n} rows")
+            return self._images
+        if self._image_column is not None:
+            col = view.column(self._image_column)
+            arr = np.asarray(getattr(col, "value", col), dtype=np.float32)
+            mask = getattr(col, "mask", None)
+            if mask is not None and np.any(mask):
+                arr = np.where(np.asarray(mask), np.nan, arr)
+            self._check_shape(arr.shape, f"column {self._image_column!r}")
+            return arr
+        if self._events is not None:
+            return self._images_from_events(view)
+        from ..catalog import MissingColumnError
+
+        for name in _IMAGE_COLUMNS:
+            try:
+                col = view.column(name)
+            except MissingColumnError:
+                continue
+            if np.ndim(col) == 4:
+                arr = np.asarray(getattr(col, "value", col), dtype=np.float32)
+                self._check_shape(arr.shape, f"column {name!r}")
+                return arr
+        raise ValueError("cnn-ensemble needs energy-band images: pass images=, image_column= "
+                         "or events= (event list or event files to build them from)")
+
+    def _images_from_events(self, view):
+        from .. import ebi as _ebi
+
+        params = _ebi.EBIParameters.from_dict(self.ebi_parameters)
+        events = self._events
+        if not isinstance(events, _ebi.EventList):
+            events = _ebi.EventList.read(events)
+        ra = view["RA"].value
+        dec = view["DEC"].value
+        ok = np.isfinite(ra) & np.isfinite(dec)
+        images = np.full((len(view), *self.image_shape), np.nan, dtype=np.float32)
+        if ok.any():
+            from astropy.coordinates import SkyCoord
+            import astropy.units as u
+
+            centers = SkyCoord(ra[ok] * u.deg, dec[ok] * u.deg)
+            images[ok] = _ebi.energy_band_images(events, centers, params=params)
+        return images
+
+    # -- estimation -------------------------------------------------------------------
+    def _predict(self, view):
+        import torch
+
+        if self._load_error is not None:
+            raise self._load_error
+
+        images = self._get_images(view)
+        z = view["z"].value
+        n = len(view)
+        reason = np.array([""] * n, dtype=object)
+        has_image = np.ones(n, dtype=bool)
+        for s in range(0, n, 4096):
+            block = np.asarray(images[s:s + 4096], dtype=np.float32)
+            nan = np.isnan(block).all(axis=(1, 2, 3))
+            empty = ~nan & (np.nansum(block, axis=(1, 2, 3)) <= 0)
+            has_image[s:s + 4096] = ~(nan | empty)
+            for i in np.flatnonzero(nan):
+                reason[s + i] = "no energy-band image (outside the event files?)"
+            for i in np.flatnonzero(empty):
+                reason[s + i] = "no photons in the energy-band image"
+        use = has_image & view.row_valid
+        m = len(self.manifest["members"])
+        mu = np.full((m, n), np.nan)
+        sig = np.full((m, n), np.nan)
+        if use.any():
+            old = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(int(self.threads))
+            try:
+                idx = np.flatnonzero(use)
+                imgs = images if len(idx) == n else images[idx]
+                mu[:, idx], sig[:, idx] = self.ensemble.predict_members(
+                    np.nan_to_num(np.asarray(imgs, np.float32)), z[idx],
+                    batch_size=self.batch_size, progress=self.progress)
+            finally:
+                torch.set_num_threads(old)
+        return mu, sig, use, reason
+
+    def predict_members(self, table, column_map=None):
+        """Per-member predictions for every row of ``table``.
+
+        Returns
+        -------
+        mu, sigma : arrays (M, N) [dex]; NaN for rows without an estimate.
+        """
+        from ..catalog import CatalogView
+
+        view = CatalogView(table, required=self.inputs, optional=self.optional_inputs,
+                           column_map=column_map)
+        mu, sig, _, _ = self._predict(view)
+        return mu, sig
+
+    def member_table(self, table, column_map=None):
+        """An `~astropy.table.Table` of the member predictions and their disagreement.
+
+        Columns: ``mu_members`` (N, M), ``sigma_members`` (N, M) [dex], ``member_std``
+        (standard deviation of the member means) and ``member_range`` (max - min of the
+        member means, the seed's Delta mu) [dex].
+        """
+        from astropy.table import Table
+
+        mu, sig = self.predict_members(table, column_map)
+        with np.errstate(invalid="ignore"):
+            return Table({"mu_members": mu.T, "sigma_members": sig.T,
+                          "member_std": np.std(mu, axis=0),
+                          "member_range": np.max(mu, axis=0) - np.min(mu, axis=0)},
+                         meta={"unit": "dex of M500c/Msun"})
+
+    def _estimate(self, view):
+        from .ensemble import combine
+
+        mu, sig, use, reason = self._predict(view)
+        mean, sstar = combine(mu, sig)
+        self.last_members = (mu, sig)
+        ds = self.manifest.get("dataset", {})
+        zr = ds.get("z_range")
+        mr = ds.get("log10M500c_range")
+        z = view["z"].value
+        for i in np.flatnonzero(use):
+            notes = []
+            if zr and not (zr[0] <= z[i] <= zr[1]):
+                notes.append(f"z={z[i]:.3g} outside the training range [{zr[0]}, {zr[1]}]")
+            if mr and not (mr[0] <= mean[i] <= mr[1]):
+                notes.append(f"predicted log10 M={mean[i]:.2f} outside the training range "
+                             f"[{mr[0]}, {mr[1]}]")
+            if notes:
+                reason[i] = "; ".join(notes)
+        return mean, sstar, use, reason.astype(str)
+
+    def provenance(self):
+        prov = super().provenance()
+        if self.last_members is not None:
+            mu = self.last_members[0]
+            with np.errstate(invalid="ignore"):
+                spread = np.nanmean(np.std(mu, axis=0)) if np.isfinite(mu).any() else None
+            prov["member_spread_mean_dex"] = None if spread is None else float(spread)
+        return prov
