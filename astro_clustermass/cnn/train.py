@@ -142,7 +142,7 @@ def evaluate_loss(model, arrays, batch_size=500):
     total, wsum = 0.0, 0.0
     for s in range(0, len(arrays), batch_size):
         sl = slice(s, s + batch_size)
-        out = model(arrays.x[sl], arrays.z[sl])
+        out = model(arrays.x[sl].contiguous(memory_format=torch.channels_last), arrays.z[sl])
         w = arrays.w[sl] if arrays.w is not None else torch.ones(len(out))
         loss = gaussian_nll(out[:, 0], out[:, 1], arrays.y[sl], weight=w)
         total += float(loss) * float(w.sum())
@@ -269,6 +269,8 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
             x = tr.x[idx]
             if config.augment:
                 x = augment(x, rng)
+            # channels-last is ~1.5x faster for these convolutions on CPU
+            x = x.contiguous(memory_format=torch.channels_last)
             out = model(x, tr.z[idx])
             w = tr.w[idx] if tr.w is not None else None
             loss = gaussian_nll(out[:, 0], out[:, 1], tr.y[idx], weight=w)

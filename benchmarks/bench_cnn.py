@@ -1,0 +1,171 @@
+"""Benchmark of the CNN ensemble on CPU: inference speed, FLOP efficiency, training speed.
+
+Usage::
+
+    python benchmarks/bench_cnn.py [--threads 2] [--weights DIR] [--dataset data.h5]
+                                   [--n-infer 4096] [--train-epochs 2] [--json out.json]
+
+Inference: the ensemble (default: the shipped one) on ``--n-infer`` EBIs (Poisson images
+with the eFEDS background level if no data set is given, else the data set's first rows),
+end to end through `Ensemble.predict` (normalisation, fused network, Eqs. 2-3), after a
+warm-up pass; clusters per second, best of 3. FLOPs per cluster are counted with
+`torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products, 2 per
+multiply-add) times the number of members. The machine's dense float32 matmul rate is
+measured in the same run with the same thread count (2048 x 2048 products, best of 5),
+so the efficiency is a ratio taken under the same load.
+
+Training: seconds per epoch of one seed-000 member (Adam, batch 100, augmentation,
+validation pass included) on the training split of ``--dataset`` (the default data set),
+or on a synthetic set of ``--n-train`` images if none is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def _uptime():
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def matmul_flops(torch, n=2048, repeats=5):
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--weights", default=None, help="ensemble directory (default: shipped)")
+    p.add_argument("--dataset", default=None, help="training data set (HDF5) for realistic inputs "
+                                                   "and the training timing")
+    p.add_argument("--n-infer", type=int, default=4096)
+    p.add_argument("--train-epochs", type=int, default=2)
+    p.add_argument("--n-train", type=int, default=2000, help="synthetic training size if no --dataset")
+    p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from astro_clustermass.cnn.ensemble import Ensemble
+    from astro_clustermass.cnn.io import default_weights_dir
+    from astro_clustermass.cnn.model import flops_per_sample
+
+    res = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "threads": args.threads, "nproc": os.cpu_count(), "cpu": platform.processor() or
+           platform.machine(), "torch": torch.__version__, "uptime_before": _uptime()}
+    try:
+        res["cpu_model"] = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                            if ln.startswith("model name")][0]
+    except (OSError, IndexError):
+        pass
+
+    weights = args.weights or default_weights_dir()
+    ens = Ensemble.load(weights)
+    res["weights"] = weights
+    res["members"] = len(ens)
+    rng = np.random.default_rng(0)
+    data = None
+    if args.dataset:
+        from astro_clustermass.cnn.dataset import read_dataset
+
+        data = read_dataset(args.dataset)
+        idx = np.arange(min(args.n_infer, len(data)))
+        ebi, z = data.ebi[idx], data.z[idx]
+        res["inputs"] = f"first {len(idx)} rows of {args.dataset}"
+    else:
+        shape = tuple(ens.manifest.get("input", {}).get("image_shape", (50, 50, 10)))
+        ebi = rng.poisson(0.4, (args.n_infer, *shape)).astype(np.float32)
+        z = rng.uniform(0.05, 1.0, args.n_infer)
+        res["inputs"] = f"{args.n_infer} synthetic Poisson EBIs (mean 0.4 counts/pixel/band)"
+    n = len(z)
+
+    res["matmul_flops_before"] = matmul_flops(torch)
+    ens.predict(ebi[:256], z[:256])  # warm-up (oneDNN primitive creation)
+    best = np.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        ens.predict(ebi, z)
+        best = min(best, time.perf_counter() - t)
+    res["infer_clusters_per_s"] = n / best
+    loop = Ensemble(ens.models, ens.normalisation, fuse=False)
+    loop.predict(ebi[:256], z[:256])
+    t = time.perf_counter()
+    loop.predict(ebi, z)
+    res["infer_clusters_per_s_unfused"] = n / (time.perf_counter() - t)
+    shape = tuple(ebi.shape[1:])
+    fl = flops_per_sample(ens.models[0], (shape[2], shape[0], shape[1]))
+    res["flops_per_cluster_member"] = fl
+    res["flops_per_cluster"] = fl * len(ens)
+    res["infer_flops_per_s"] = res["flops_per_cluster"] * res["infer_clusters_per_s"]
+    res["matmul_flops_after"] = matmul_flops(torch)
+    mm = max(res["matmul_flops_before"], res["matmul_flops_after"])
+    res["infer_fraction_of_matmul"] = res["infer_flops_per_s"] / mm
+
+    if not args.skip_training:
+        from astro_clustermass.cnn.dataset import Normalisation
+        from astro_clustermass.cnn.train import TrainConfig, prepare_splits, train_member
+
+        if data is not None:
+            splits, info = prepare_splits(data, ens.manifest.get("dataset", {}).get(
+                "selection", "EXT_LIKE > 6 & DET_LIKE > 5"))
+            train, val = splits["train"], splits["val"]
+            res["train_data"] = f"{args.dataset}: {len(train)} training, {len(val)} validation"
+        else:
+            sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+            from test_cnn import synthetic_data
+
+            d = synthetic_data(args.n_train + args.n_train // 4, seed=0)
+            train = d.subset(np.arange(args.n_train))
+            val = d.subset(np.arange(args.n_train, len(d)))
+            res["train_data"] = f"synthetic: {len(train)} training, {len(val)} validation"
+        norm = Normalisation.fit(train.z, train.log10_mass)
+        config = TrainConfig(max_epochs=args.train_epochs, early_stopping_patience=1000)
+        r = train_member(train, val, config, 0, norm, progress=False)
+        per_epoch = [h["seconds"] for h in r.history]
+        res["train_seconds_per_epoch"] = float(np.median(per_epoch))
+        res["train_seconds_per_epoch_per_1000"] = res["train_seconds_per_epoch"] / len(train) * 1000
+        res["train_n"] = len(train)
+    res["uptime_after"] = _uptime()
+
+    print(json.dumps(res, indent=1))
+    print(f"\ninference: {res['infer_clusters_per_s']:.0f} clusters/s ({len(ens)} members, fused; "
+          f"{res['infer_clusters_per_s_unfused']:.0f} unfused), "
+          f"{res['flops_per_cluster'] / 1e6:.1f} MFLOP/cluster -> "
+          f"{res['infer_flops_per_s'] / 1e9:.1f} GFLOP/s = "
+          f"{100 * res['infer_fraction_of_matmul']:.0f}% of dense matmul "
+          f"({mm / 1e9:.0f} GFLOP/s), {args.threads} threads")
+    if "train_seconds_per_epoch" in res:
+        print(f"training: {res['train_seconds_per_epoch']:.1f} s/epoch for {res['train_n']} "
+              f"clusters ({res['train_seconds_per_epoch_per_1000']:.2f} s per 1000)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(res, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
