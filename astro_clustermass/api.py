@@ -42,7 +42,7 @@ def _resolve(estimators, table, column_map):
     """Turn names / instances into estimator objects; None means all that can run."""
     if estimators is None:
         registry = default_registry()
-        chosen = []
+        out = []
         for name in registry.names:
             try:
                 spec = registry.spec(name)
@@ -54,8 +54,12 @@ def _resolve(estimators, table, column_map):
             if missing:
                 log.info("skipping estimator %r: catalogue lacks %s", name, ", ".join(missing))
                 continue
-            chosen.append(name)
-        estimators = chosen
+            try:
+                out.append(registry.get(name))
+            except Exception as exc:  # not explicitly asked for: skip, say why
+                log.warning("skipping estimator %r: it could not be built: %s: %s",
+                            name, type(exc).__name__, exc)
+        return _check_unique(out)
     if isinstance(estimators, (str, MassEstimator)):
         estimators = [estimators]
     out = []
@@ -66,6 +70,10 @@ def _resolve(estimators, table, column_map):
             out.append(default_registry().get(item))
         else:
             raise TypeError(f"estimators must be names or MassEstimator instances, got {item!r}")
+    return _check_unique(out)
+
+
+def _check_unique(out):
     names = [e.name for e in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -23,6 +23,7 @@ _SUBCOMMANDS = {
     "estimate": (None, "add mass columns to a catalogue file"),
     "plugins": (None, "list estimators and plugins"),
     "demo": ("astro_clustermass.demo", "run every installed estimator on a built-in catalogue"),
+    "train": ("astro_clustermass.cnn.cli", "train a CNN ensemble on a simulated data set"),
     "photometry": ("astro_clustermass.photometry",
                    "measure aperture count rates and L_X from images or event files"),
 }
