@@ -153,3 +153,17 @@ def test_example_plugin_installs_and_is_used(tmp_path, monkeypatch):
         default_registry(refresh=True)
         for name in [m for m in sys.modules if m.startswith("astro_clustermass_txm")]:
             del sys.modules[name]
+
+
+def test_unbuildable_estimator_skipped_only_when_not_requested(plugin_env, monkeypatch, caplog):
+    source = GOOD.format(name="nobuild").replace(
+        "self.value = value", "raise RuntimeError('no weights here')")
+    plugin_env("acm-testplug-nobuild", {"acm_testplug_nobuild.py": source},
+               {"nobuild": "acm_testplug_nobuild"})
+    registry = plugin_env.registry()
+    monkeypatch.setattr("astro_clustermass.api.default_registry", lambda: registry)
+    out = acm.add_mass_columns(TABLE)  # all that can run: skipped, with a warning
+    assert "M500c_nobuild" not in out.colnames
+    assert "no weights here" in caplog.text
+    with pytest.raises(RuntimeError, match="no weights here"):
+        acm.add_mass_columns(TABLE, estimators=["nobuild"])
