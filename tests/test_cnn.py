@@ -386,3 +386,34 @@ def test_builtin_spec_and_no_torch_on_import():
             "assert 'torch' not in sys.modules, 'torch imported'")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+# -- interim stand-in simulation -----------------------------------------------------
+def test_interim_ebi_follows_seed_recipe():
+    from astro_clustermass.cnn.interim_sim import EBI_PARAMETERS, ebi_from_photons
+
+    # one photon in pixel (25, 25), band 4: the smoothed image is the normalised kernel
+    # exp(-(i^2 + j^2 + (k/5)^2) / (2 0.75^2)) centred there ('same' convolution: the
+    # part beyond the band axis is lost, as with scipy.signal.convolve in the seed)
+    e = 0.25 + 4.5 * 0.205
+    img = ebi_from_photons(np.array([12.0]), np.array([12.0]), np.array([e]))
+    assert img.shape == (50, 50, 10)
+    i, j, k = np.meshgrid(np.arange(-1, 2), np.arange(-1, 2), np.arange(-5, 6), indexing="ij")
+    kern = np.exp(-(i ** 2 + j ** 2 + (k / 5) ** 2) / (2 * 0.75 ** 2))
+    kern /= kern.sum()
+    np.testing.assert_allclose(img[24:27, 24:27, :], kern[:, :, 1:], rtol=1e-5, atol=1e-7)
+    assert img.sum() == pytest.approx(kern[:, :, 1:].sum(), rel=1e-5)
+    assert np.unravel_index(np.argmax(img), img.shape) == (25, 25, 4)
+    assert img[25, 25, 4] > img[25, 26, 4] > img[24, 26, 4] > 0
+    # clipping at 36
+    many = ebi_from_photons(np.zeros(5000), np.zeros(5000), np.full(5000, e))
+    assert many.max() == EBI_PARAMETERS["clip"]
+
+
+def test_interim_simulation_small_run():
+    from astro_clustermass.cnn.interim_sim import simulate_stamps
+
+    ebi, cat, info = simulate_stamps(120, seed=3, progress=False)
+    assert info["n_simulated"] == 120 and len(cat) == len(ebi) == info["n_kept"]
+    assert np.all(cat["EXT_LIKE"] > 6) and np.all(cat["DET_LIKE"] > 5)
+    assert ebi.shape[1:] == (50, 50, 10) and ebi.max() <= 36

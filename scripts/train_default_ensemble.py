@@ -1,0 +1,188 @@
+#!/usr/bin/env python
+"""Make (or reproduce) the shipped default CNN ensemble, step by step and resumably.
+
+Steps, each skipped when its output exists (so an interrupted run is resumed by running
+the same command again):
+
+1. ``simulate``: the stamp-mode simulator (`astro_clustermass.simulate`) writes
+   ``--realisations`` realisations into ``WORK/sim/real_XXX`` (event files, truth and
+   detection tables), realisation *k* seeded with ``--sim-seed + k``;
+2. ``dataset``: `astro_clustermass.cnn.dataset.build_dataset` selects the detections
+   matched to a cluster with ``EXT_LIKE > 6 & DET_LIKE > 5``, builds their EBIs with
+   the default `EBIParameters` and writes ``WORK/dataset.h5``;
+3. ``train``: ``--members`` seed-000 networks (seeds 0..N-1, split seed 0), checkpoints in
+   ``WORK/train`` (resumable), ensemble written to ``WORK/ensemble``;
+4. ``export``: the ensemble (weights + manifest + curves) copied into
+   ``astro_clustermass/data/cnn/default/``;
+5. ``evaluate``: ``python -m astro_clustermass.cnn.evaluate`` on the test split ->
+   ``WORK/evaluation/metrics.json`` and figures.
+
+Usage (the shipped ensemble was made with the defaults and 2 torch threads)::
+
+    python scripts/train_default_ensemble.py --work /work/cnn_work --threads 2
+
+Training is deterministic for a given machine, thread count and torch version (see
+docs/cnn.rst); the manifest records all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def step_simulate(args):
+    from astro_clustermass.cnn._simio import simulate_realisations
+
+    return simulate_realisations(os.path.join(args.work, "sim"), args.realisations,
+                                 seed=args.sim_seed, workers=args.sim_workers,
+                                 **({"n_halos": args.halos} if args.halos else {}))
+
+
+def step_interim(args):
+    """Stand-in data set from `astro_clustermass.cnn.interim_sim` (chunks, resumable)."""
+    import numpy as np
+    from astropy.table import vstack
+
+    from astro_clustermass.cnn import interim_sim
+    from astro_clustermass.cnn.dataset import read_dataset, write_dataset
+
+    path = os.path.join(args.work, "dataset.h5")
+    if os.path.exists(path):
+        log(f"dataset: {path} exists, skipped")
+        return path
+    cdir = os.path.join(args.work, "interim_chunks")
+    os.makedirs(cdir, exist_ok=True)
+    model = interim_sim._Model()
+    n_chunks = -(-args.interim_halos // args.chunk_halos)
+    infos = []
+    for c in range(n_chunks):
+        cpath = os.path.join(cdir, f"chunk_{c:03d}.h5")
+        if not os.path.exists(cpath):
+            ebi, cat, info = interim_sim.simulate_stamps(args.chunk_halos, seed=args.sim_seed,
+                                                         chunk=c, model=model)
+            write_dataset(cpath, ebi, cat, ebi_parameters=interim_sim.EBI_PARAMETERS,
+                          selection=info["selection"],
+                          source=f"astro_clustermass.cnn.interim_sim seed={args.sim_seed} "
+                                 f"chunk={c} n_simulated={info['n_simulated']}")
+            log(f"interim chunk {c}: kept {info['n_kept']} of {info['n_simulated']}")
+    parts = [read_dataset(os.path.join(cdir, f"chunk_{c:03d}.h5")) for c in range(n_chunks)]
+    ebi = np.concatenate([p.ebi for p in parts])
+    cat = vstack([p.catalog for p in parts])
+    write_dataset(path, ebi, cat, ebi_parameters=interim_sim.EBI_PARAMETERS,
+                  selection="EXT_LIKE > 6 & DET_LIKE > 5",
+                  source=(f"INTERIM stand-in simulation astro_clustermass.cnn.interim_sim: "
+                          f"{n_chunks} chunks x {args.chunk_halos} halos (seed {args.sim_seed}), "
+                          f"{len(cat)} detections kept"))
+    log(f"dataset: {len(cat)} clusters -> {path}")
+    return path
+
+
+def step_dataset(args, sim_dirs):
+    from astro_clustermass.cnn.dataset import build_dataset
+
+    path = os.path.join(args.work, "dataset.h5")
+    if os.path.exists(path):
+        log(f"dataset: {path} exists, skipped")
+        return path
+    build_dataset(sim_dirs, path, progress=True)
+    return path
+
+
+def step_train(args, dataset):
+    import torch
+
+    from astro_clustermass.cnn.dataset import read_dataset
+    from astro_clustermass.cnn.train import TrainConfig, train_ensemble
+
+    out = os.path.join(args.work, "ensemble")
+    if os.path.exists(os.path.join(out, "manifest.yaml")):
+        log(f"train: {out} exists, skipped")
+        return out
+    torch.set_num_threads(args.threads)
+    data = read_dataset(dataset)
+    config = TrainConfig(max_epochs=args.max_epochs, early_stopping_patience=args.patience,
+                         lr_patience=args.lr_patience)
+    extra = {"name": "default",
+             "made_by": "scripts/train_default_ensemble.py " + " ".join(sys.argv[1:]),
+             "notes": args.notes}
+    train_ensemble(data, out, os.path.join(args.work, "train"), n_members=args.members,
+                   config=config, base_seed=0, split_seed=0, dataset_path=dataset,
+                   extra_manifest=extra)
+    return out
+
+
+def step_export(args, ens_dir):
+    dest = os.path.join(REPO, "astro_clustermass", "data", "cnn", "default")
+    os.makedirs(dest, exist_ok=True)
+    for old in glob.glob(os.path.join(dest, "*")):
+        os.remove(old)
+    for f in sorted(os.listdir(ens_dir)):
+        shutil.copy2(os.path.join(ens_dir, f), os.path.join(dest, f))
+    log(f"export: {ens_dir} -> {dest}")
+    return dest
+
+
+def step_evaluate(args, dataset, weights):
+    out = os.path.join(args.work, "evaluation")
+    cmd = [sys.executable, "-m", "astro_clustermass.cnn.evaluate", dataset, "--weights", weights,
+           "--out", out, "--threads", str(args.threads)]
+    log("evaluate: " + " ".join(cmd))
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--work", default="/work/cnn_work", help="working directory (outside git)")
+    p.add_argument("--realisations", type=int, default=18)
+    p.add_argument("--halos", type=int, default=None, help="halos per realisation (simulator default)")
+    p.add_argument("--sim-seed", type=int, default=1000)
+    p.add_argument("--sim-workers", type=int, default=1)
+    p.add_argument("--dataset", default=None, help="use this data set instead of steps 1-2")
+    p.add_argument("--source", choices=("simulate", "interim"), default="simulate",
+                   help="simulate: the package simulator; interim: the stand-in "
+                        "astro_clustermass.cnn.interim_sim (until the simulator exists)")
+    p.add_argument("--interim-halos", type=int, default=72_000,
+                   help="halos simulated by the interim stand-in (about 12%% are kept)")
+    p.add_argument("--chunk-halos", type=int, default=6000)
+    p.add_argument("--members", type=int, default=5)
+    p.add_argument("--max-epochs", type=int, default=300)
+    p.add_argument("--patience", type=int, default=25)
+    p.add_argument("--lr-patience", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--notes", default="", help="free text recorded in the manifest")
+    p.add_argument("--stop-after", choices=("dataset",), default=None)
+    p.add_argument("--no-export", action="store_true")
+    p.add_argument("--no-evaluate", action="store_true")
+    args = p.parse_args(argv)
+    os.makedirs(args.work, exist_ok=True)
+    if args.dataset:
+        dataset = args.dataset
+    elif args.source == "interim":
+        dataset = step_interim(args)
+    else:
+        sim_dirs = step_simulate(args)
+        dataset = step_dataset(args, sim_dirs)
+    if args.stop_after == "dataset":
+        return 0
+    ens = step_train(args, dataset)
+    weights = ens if args.no_export else step_export(args, ens)
+    if not args.no_evaluate:
+        step_evaluate(args, dataset, weights)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
