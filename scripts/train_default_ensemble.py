@@ -111,16 +111,50 @@ def step_train(args, dataset):
     if os.path.exists(os.path.join(out, "manifest.yaml")):
         log(f"train: {out} exists, skipped")
         return out
-    torch.set_num_threads(args.threads)
-    data = read_dataset(dataset)
     config = TrainConfig(max_epochs=args.max_epochs, early_stopping_patience=args.patience,
                          lr_patience=args.lr_patience)
+    common = dict(n_members=args.members, config=config, base_seed=0, split_seed=0,
+                  dataset_path=dataset)
+    work = os.path.join(args.work, "train")
+    if args.member is not None:  # worker: one member, args.threads threads
+        torch.set_num_threads(args.threads)
+        train_ensemble(read_dataset(dataset), out, work, only_member=args.member,
+                       progress=False, **common)
+        return None
+    if args.parallel > 1:
+        # members in `parallel` worker processes of threads // parallel threads each
+        per = max(1, args.threads // args.parallel)
+        pending = list(range(args.members))
+        running = []
+        while pending or running:
+            while pending and len(running) < args.parallel:
+                i = pending.pop(0)
+                cmd = [sys.executable, os.path.abspath(__file__), "--work", args.work,
+                       "--dataset", dataset, "--member", str(i), "--threads", str(per),
+                       "--members", str(args.members), "--max-epochs", str(args.max_epochs),
+                       "--patience", str(args.patience), "--lr-patience", str(args.lr_patience)]
+                logf = open(os.path.join(args.work, f"member_{i:02d}.log"), "a")
+                running.append((i, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT),
+                                logf))
+                log(f"train: member {i} started ({per} thread(s))")
+            time.sleep(5)
+            for item in list(running):
+                i, proc, logf = item
+                if proc.poll() is not None:
+                    logf.close()
+                    running.remove(item)
+                    if proc.returncode != 0:
+                        raise SystemExit(f"member {i} failed (see member_{i:02d}.log)")
+                    log(f"train: member {i} done")
+        threads_note = f"{args.parallel} parallel worker processes x {per} torch thread(s)"
+    else:
+        threads_note = f"{args.threads} torch thread(s)"
+    torch.set_num_threads(args.threads)
     extra = {"name": "default",
              "made_by": "scripts/train_default_ensemble.py " + " ".join(sys.argv[1:]),
+             "member_training": threads_note,
              "notes": args.notes}
-    train_ensemble(data, out, os.path.join(args.work, "train"), n_members=args.members,
-                   config=config, base_seed=0, split_seed=0, dataset_path=dataset,
-                   extra_manifest=extra)
+    train_ensemble(read_dataset(dataset), out, work, extra_manifest=extra, **common)
     return out
 
 
@@ -162,6 +196,9 @@ def main(argv=None):
     p.add_argument("--patience", type=int, default=25)
     p.add_argument("--lr-patience", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--parallel", type=int, default=1,
+                   help="train members in this many processes (threads are shared out)")
+    p.add_argument("--member", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--notes", default="", help="free text recorded in the manifest")
     p.add_argument("--stop-after", choices=("dataset",), default=None)
     p.add_argument("--no-export", action="store_true")
@@ -178,6 +215,8 @@ def main(argv=None):
     if args.stop_after == "dataset":
         return 0
     ens = step_train(args, dataset)
+    if ens is None:  # a worker
+        return 0
     weights = ens if args.no_export else step_export(args, ens)
     if not args.no_evaluate:
         step_evaluate(args, dataset, weights)

@@ -337,7 +337,7 @@ def prepare_splits(data, selection, split_seed=0, fractions=(0.70, 0.15, 0.15)):
 
 def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=0,
                    selection=None, split_seed=0, progress=True, overwrite=False,
-                   dataset_path=None, extra_manifest=None):
+                   dataset_path=None, extra_manifest=None, only_member=None):
     """Train an ensemble and write it (weights + manifest + training-curve plot).
 
     Parameters
@@ -356,6 +356,10 @@ def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=
     selection : str
         Default `~astro_clustermass.cnn.dataset.DEFAULT_SELECTION`.
     split_seed : int
+    only_member : int, optional
+        Train (or resume) only this member's checkpoint and return; a later call without
+        it finds the finished checkpoints and assembles the ensemble. This lets members
+        train in parallel processes.
 
     Returns
     -------
@@ -376,6 +380,12 @@ def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=
                          f"{len(val)} validation clusters")
     norm = Normalisation.fit(train.z, train.log10_mass)
     os.makedirs(work_dir, exist_ok=True)
+    if only_member is not None:  # one member only (for parallel workers); no export
+        i = int(only_member)
+        res = train_member(train, val, config, base_seed + i, norm,
+                           checkpoint_dir=os.path.join(work_dir, f"member_{i:02d}"),
+                           progress=progress, desc=f"member {i + 1}/{n_members}")
+        return {"member": i, "best_val_loss": res.best_val_loss, "epochs_run": res.epochs_run}
     members, infos = [], []
     for i in range(n_members):
         seed = base_seed + i
