@@ -410,7 +410,8 @@ def test_cli_main_dispatch(tmp_path):
 
 
 def test_import_is_light():
-    code = ("import sys, astro_clustermass.evaluation as e, astro_clustermass.evaluation.cli; "
+    code = ("import sys, astro_clustermass.evaluation as e, astro_clustermass.evaluation.cli, "
+            "astro_clustermass.evaluation.interpret; "
             "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
