@@ -416,3 +416,38 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_compare_estimators_benchmark_without_cnn(tmp_path, capsys):
+    """The benchmark script runs end to end on a tiny data set (relations only)."""
+    import importlib.util
+
+    from astro_clustermass.cnn.dataset import write_dataset
+
+    rng = np.random.default_rng(7)
+    n = 80
+    lt = rng.uniform(13.5, 15.0, n)
+    cat = Table({"cluster_id": np.arange(n), "realisation": np.zeros(n, int),
+                 "M500c": 10 ** lt, "z": rng.uniform(0.1, 0.8, n),
+                 "LX": 10 ** (43 + 1.4 * (lt - 14.1)), "ML_RATE": 10 ** (-1 + 1.3 * (lt - 14.3)),
+                 "ML_RATE_ERR": np.full(n, 0.01), "EXT_LIKE": rng.uniform(7, 100, n),
+                 "DET_LIKE": rng.uniform(6, 100, n)})
+    cat["M500c"].unit = u.Msun
+    cat["LX"].unit = u.erg / u.s
+    cat["ML_RATE"].unit = cat["ML_RATE_ERR"].unit = u.ct / u.s
+    path = tmp_path / "ds.h5"
+    write_dataset(str(path), np.zeros((n, 4, 4, 2), np.float32), cat)
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks",
+                          "compare_estimators.py")
+    spec = importlib.util.spec_from_file_location("compare_estimators", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "out"
+    assert mod.main([str(path), "--no-cnn", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "lx-chiu22" in printed and "cr-erass1" in printed
+    assert {"comparison.html", "metrics.ecsv", "comparison.rst"} <= set(os.listdir(out))
+    metrics = QTable.read(out / "metrics.ecsv")
+    row = metrics[(metrics["estimator"] == "lx-chiu22") & (metrics["binning"] == "all")
+                  & (metrics["selection"] == "all")][0]
+    assert row["n"] == 12  # the 15% test split of 80 clusters
