@@ -24,6 +24,8 @@ _SUBCOMMANDS = {
     "plugins": (None, "list estimators and plugins"),
     "demo": ("astro_clustermass.demo", "run every installed estimator on a built-in catalogue"),
     "train": ("astro_clustermass.cnn.cli", "train a CNN ensemble on a simulated data set"),
+    "evaluate": ("astro_clustermass.evaluation.cli",
+                 "compare estimators against true masses: metrics table and report"),
     "photometry": ("astro_clustermass.photometry",
                    "measure aperture count rates and L_X from images or event files"),
 }
