@@ -267,8 +267,9 @@ def mask_disc(ebi, radius_pix=DEFAULT_CORE_RADIUS_PIX, center=None, fill="backgr
     Parameters
     ----------
     ebi : array (N, ny, nx, nbands)
-    radius_pix : float
-        Pixels whose centres lie within this distance [pixels] of ``center`` are replaced.
+    radius_pix : float or array (N,)
+        Pixels whose centres lie within this distance [pixels] of ``center`` are
+        replaced; an array gives every image its own radius (e.g. 0.2 R500c).
     center : (y, x) or array (N, 2), optional
         Disc centre in pixel coordinates; default the image centre ((ny-1)/2, (nx-1)/2),
         where the EBI puts the cluster.
@@ -296,9 +297,10 @@ def mask_disc(ebi, radius_pix=DEFAULT_CORE_RADIUS_PIX, center=None, fill="backgr
         raise ValueError(f"fill must be 'background', 'zero' or a number; got {fill!r}")
     else:
         values = np.full((n, nb), float(fill))
+    radius = np.broadcast_to(np.asarray(radius_pix, float), (n,))
     npix = np.zeros(n, dtype=int)
     for i in range(n):
-        disc = np.hypot(yy - center[i, 0], xx - center[i, 1]) <= radius_pix
+        disc = np.hypot(yy - center[i, 0], xx - center[i, 1]) <= radius[i]
         out[i][disc] = values[i]
         npix[i] = int(disc.sum())
     return out, npix
@@ -321,11 +323,13 @@ def core_masking_test(ensemble, ebi, z, log10_true, radius_pix=DEFAULT_CORE_RADI
     ----------
     ensemble : `astro_clustermass.cnn.ensemble.Ensemble` (or anything with ``predict``)
     ebi : array (N, ny, nx, nbands); z, log10_true : arrays (N,)
-    radius_pix : float
-        Core radius [EBI pixels] (default `DEFAULT_CORE_RADIUS_PIX`).
+    radius_pix : float or array (N,)
+        Core radius [EBI pixels] (default `DEFAULT_CORE_RADIUS_PIX`); an array gives each
+        cluster its own (e.g. 0.2 R500c in pixels, seed 004's core).
     fill : 'background' (default), 'zero' or a number; see `mask_disc`.
-    control_offset_pix : float or None
-        Distance of the control disc from the centre [pixels]; None: no control.
+    control_offset_pix : float, array (N,) or None
+        Distance of the control disc from the centre [pixels], at least 2 x the radius;
+        None: no control.
     selections : dict, optional
         Passed to `~astro_clustermass.evaluation.metrics.evaluate` (needs ``catalog``
         columns); default every row.
@@ -351,15 +355,17 @@ def core_masking_test(ensemble, ebi, z, log10_true, radius_pix=DEFAULT_CORE_RADI
     variants = {"unmasked": np.asarray(ebi, np.float32)}
     core, npix = mask_disc(ebi, radius_pix, fill=fill)
     variants["core_masked"] = core
+    radius = np.broadcast_to(np.asarray(radius_pix, float), (n,))
     if control_offset_pix is not None:
-        if control_offset_pix + radius_pix > min(ny, nx) / 2 - 1:
+        offset = np.broadcast_to(np.asarray(control_offset_pix, float), (n,))
+        if np.any(offset + radius > min(ny, nx) / 2 - 1):
             raise ValueError("control disc would leave the image: lower control_offset_pix")
-        if control_offset_pix < 2 * radius_pix:
+        if np.any(offset < 2 * radius):
             raise ValueError("control disc overlaps the core: control_offset_pix must be at "
                              "least 2 x radius_pix")
         ang = np.random.default_rng(seed).uniform(0, 2 * np.pi, n)
-        centers = np.stack([(ny - 1) / 2 + control_offset_pix * np.sin(ang),
-                            (nx - 1) / 2 + control_offset_pix * np.cos(ang)], axis=1)
+        centers = np.stack([(ny - 1) / 2 + offset * np.sin(ang),
+                            (nx - 1) / 2 + offset * np.cos(ang)], axis=1)
         variants["control_masked"], _ = mask_disc(ebi, radius_pix, center=centers, fill=fill)
     preds = QTable()
     if catalog is not None:
@@ -376,9 +382,15 @@ def core_masking_test(ensemble, ebi, z, log10_true, radius_pix=DEFAULT_CORE_RADI
                        selections=selections or {"all": ""},
                        mass_bins=mass_bins or DEFAULT_MASS_BINS)
     base = np.asarray(preds["log10M500c_unmasked"].value)
-    info = {"radius_pix": float(radius_pix), "pixels_masked": int(np.median(npix)),
+    scalar = np.ndim(radius_pix) == 0
+    info = {"radius_pix": float(radius_pix) if scalar else "per cluster",
+            "radius_pix_median": float(np.median(radius)),
+            "pixels_masked": int(np.median(npix)),
+            "pixels_masked_mean": float(np.mean(npix)),
             "fill": fill if isinstance(fill, str) else float(fill),
-            "control_offset_pix": control_offset_pix, "seed": int(seed)}
+            "control_offset_pix": (None if control_offset_pix is None else
+                                   float(np.median(control_offset_pix))),
+            "seed": int(seed)}
     for name in variants:
         if name == "unmasked":
             continue

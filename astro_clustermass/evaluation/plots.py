@@ -304,21 +304,30 @@ def plot_gradient_maps(result, pixel_arcsec=24.0, band_edges_keV=None):
     """Gradient (saliency) maps averaged in mass bins (see
     `astro_clustermass.evaluation.interpret.gradient_maps`).
 
-    One row per mass bin: the band-summed mean gradient map, the summed absolute
-    gradient per band, and the radial profile of the mean gradient.
+    One row per mass bin: the band-summed mean gradient map; each band's share of the
+    summed absolute gradient and of the summed |gradient x input|; the radial profiles
+    of the mean gradient and of gradient x input [arcsec]; and, when the result has
+    them, the profiles in R / R500c.
     """
     maps = np.asarray(result["mean_gradient"], float)      # (B, ny, nx, nb)
     absmaps = np.asarray(result["mean_abs_gradient"], float)
+    gxi = np.asarray(result.get("mean_grad_x_input", np.zeros_like(maps)), float)
     bins = result["bins"]
     counts = result["n"]
     unit = result.get("unit", "dex per count")
     nbin, ny, nx, nb = maps.shape
-    fig = _figure(figsize=(12, 3.2 * nbin + 0.5), layout="constrained")
-    axes = fig.subplots(nbin, 3, squeeze=False)
+    has_r500 = "radial_profile" in result
+    ncol = 4 if has_r500 else 3
+    fig = _figure(figsize=(4.0 * ncol, 3.2 * nbin + 0.5), layout="constrained")
+    axes = fig.subplots(nbin, ncol, squeeze=False)
     half_x, half_y = nx * pixel_arcsec / 2, ny * pixel_arcsec / 2
     yy, xx = np.indices((ny, nx))
     r = np.hypot(yy - (ny - 1) / 2, xx - (nx - 1) / 2) * pixel_arcsec
     redges = np.arange(0, r.max() + pixel_arcsec, pixel_arcsec)
+    idx = np.digitize(r.ravel(), redges) - 1
+    cnt = np.bincount(idx, minlength=len(redges))[:len(redges) - 1]
+    rc = 0.5 * (redges[:-1] + redges[1:])
+    xb = np.arange(1, nb + 1)
     for i in range(nbin):
         m2 = maps[i].sum(axis=-1)
         lim = float(np.nanmax(np.abs(m2))) or 1.0
@@ -331,8 +340,11 @@ def plot_gradient_maps(result, pixel_arcsec=24.0, band_edges_keV=None):
         axes[i, 0].set_title(f"{lo:.2f} <= log10 M < {hi:.2f} (N={counts[i]}): "
                              "sum over bands", fontsize=8)
         per_band = absmaps[i].sum(axis=(0, 1))
-        xb = np.arange(1, nb + 1)
-        axes[i, 1].bar(xb, per_band / max(per_band.sum(), 1e-30), color="C0")
+        per_band_x = np.abs(gxi[i]).sum(axis=(0, 1))
+        axes[i, 1].bar(xb - 0.2, per_band / max(per_band.sum(), 1e-30), width=0.4,
+                       color="C0", label="|gradient|")
+        axes[i, 1].bar(xb + 0.2, per_band_x / max(per_band_x.sum(), 1e-30), width=0.4,
+                       color="C1", label="|gradient x input|")
         axes[i, 1].set_xticks(xb)
         if band_edges_keV is not None:
             axes[i, 1].set_xticklabels([f"{0.5 * (band_edges_keV[b] + band_edges_keV[b + 1]):.2f}"
@@ -340,16 +352,25 @@ def plot_gradient_maps(result, pixel_arcsec=24.0, band_edges_keV=None):
             axes[i, 1].set_xlabel("band centre [keV]")
         else:
             axes[i, 1].set_xlabel("band")
-        axes[i, 1].set_ylabel("fraction of sum |gradient|")
-        idx = np.digitize(r.ravel(), redges) - 1
+        axes[i, 1].set_ylabel("share of the sum over bands")
+        axes[i, 1].legend(fontsize=6)
         prof = np.bincount(idx, weights=m2.ravel(), minlength=len(redges))[:len(redges) - 1]
-        cnt = np.bincount(idx, minlength=len(redges))[:len(redges) - 1]
-        rc = 0.5 * (redges[:-1] + redges[1:])
+        profx = np.bincount(idx, weights=gxi[i].sum(axis=-1).ravel(),
+                            minlength=len(redges))[:len(redges) - 1]
         with np.errstate(invalid="ignore"):
-            axes[i, 2].plot(rc, prof / cnt, "o-", ms=3)
+            axes[i, 2].plot(rc, prof / cnt, "o-", ms=3, color="C0")
+            tw = axes[i, 2].twinx()
+            tw.plot(rc, profx / cnt, "s--", ms=2, color="C1")
+        tw.set_ylabel("gradient x input per pixel [dex]", color="C1")
         axes[i, 2].axhline(0, color="k", lw=0.6)
         axes[i, 2].set_xlabel("distance from the image centre [arcsec]")
-        axes[i, 2].set_ylabel(f"mean gradient per pixel [{unit}]")
+        axes[i, 2].set_ylabel(f"mean gradient per pixel [{unit}]", color="C0")
+        if has_r500:
+            re_ = np.asarray(result["radial_edges"], float)
+            axes[i, 3].step(re_, np.r_[result["radial_profile"][i], np.nan], where="post")
+            axes[i, 3].axhline(0, color="k", lw=0.6)
+            axes[i, 3].set_xlabel(r"$R/R_{500c}$")
+            axes[i, 3].set_ylabel(f"mean gradient per pixel [{unit}]")
     fig.suptitle("Where the CNN ensemble looks: gradient of the predicted log10 M500c with "
                  "respect to the input counts, averaged over clusters", fontsize=10)
     return fig
