@@ -193,3 +193,19 @@ def test_gradient_maps_binning(tiny_ensemble):
 
     fig = plot_gradient_maps(res, band_edges_keV=np.linspace(0.25, 2.3, 11))
     assert len(fig.axes) >= 9
+
+
+def test_per_cluster_radius_and_control_offsets():
+    ebi, z, lt = _mock_clusters(n=3)
+    out, npix = mask_disc(ebi, radius_pix=np.array([0.8, 2.0, 0.0]), fill="zero")
+    assert npix.tolist() == [4, 12, 0]
+    reader = _RegionReader(5, 15)
+    reader.ref = 1.0
+    with pytest.raises(ValueError, match="overlaps"):
+        core_masking_test(reader, ebi, z, lt, radius_pix=np.array([1.0, 4.0, 1.0]))
+    metrics, _ = core_masking_test(reader, ebi, z, lt, radius_pix=np.array([1.0, 4.0, 1.0]),
+                                   control_offset_pix=np.array([6.0, 9.0, 6.0]))
+    info = metrics.meta["core_masking"]
+    assert info["radius_pix"] == "per cluster" and info["radius_pix_median"] == 1.0
+    with pytest.raises(ValueError, match="leave the image"):
+        core_masking_test(reader, ebi, z, lt, radius_pix=2.0, control_offset_pix=23.0)
