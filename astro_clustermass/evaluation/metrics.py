@@ -26,7 +26,7 @@ and the metrics of a set of rows are (all in dex unless said otherwise):
     standard deviation of d / sigma (1 for honest Gaussian errors).
 ``coverage68``, ``coverage95``
     fraction of rows whose true mass lies in the central 68% (95%) interval of the
-    predicted Gaussian, i.e. |d| < 0.9945 sigma (1.960 sigma); the 68% interval is the
+    predicted Gaussian, i.e. ``abs(d) < 0.9945 sigma`` (1.960 sigma); the 68% interval is the
     16th-84th percentile range written as ``M500c_NAME_lo`` / ``_hi``.
 ``pit``
     histogram (counts in ``pit_bins`` equal bins of [0, 1]) of the probability integral

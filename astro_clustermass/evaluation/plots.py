@@ -305,7 +305,7 @@ def plot_gradient_maps(result, pixel_arcsec=24.0, band_edges_keV=None):
     `astro_clustermass.evaluation.interpret.gradient_maps`).
 
     One row per mass bin: the band-summed mean gradient map; each band's share of the
-    summed absolute gradient and of the summed |gradient x input|; the radial profiles
+    summed absolute gradient and of the summed absolute gradient x input; the radial profiles
     of the mean gradient and of gradient x input [arcsec]; and, when the result has
     them, the profiles in R / R500c.
     """
