@@ -94,7 +94,8 @@ def main(argv=None):
     from astro_clustermass.cnn.dataset import DEFAULT_SELECTION, read_dataset
     from astro_clustermass.cnn.io import default_weights_dir, read_manifest
     from astro_clustermass.evaluation import interpret
-    from astro_clustermass.evaluation.report import Section, format_summary, write_report
+    from astro_clustermass.evaluation.report import (Section, format_binned, format_summary,
+                                                     write_report)
 
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)
@@ -245,8 +246,12 @@ def main(argv=None):
     table = write_report(report, out, sections=sections, title=title)
     table.write(os.path.join(args.out, "metrics.ecsv"), overwrite=True)
     rst = format_summary(table, fmt="rst")
+    binned = format_binned(table, "EXT_LIKE>6 & DET_LIKE>5", "log10M", "bias")
+    binned_hq = format_binned(table, "EXT_LIKE>60 & DET_LIKE>60", "log10M", "bias")
     with open(os.path.join(args.out, "comparison.rst"), "w") as fh:
-        fh.write(rst + "\n")
+        fh.write(rst + "\n\nbias per bin of true mass, EXT_LIKE>6 & DET_LIKE>5:\n\n" + binned
+                 + "\n\nbias per bin of true mass, EXT_LIKE>60 & DET_LIKE>60:\n\n" + binned_hq
+                 + "\n")
     if args.static:
         from astro_clustermass.evaluation.metrics import collect
         from astro_clustermass.evaluation.plots import (plot_binned_metrics, plot_calibration,
@@ -261,6 +266,8 @@ def main(argv=None):
         for name, fig in extra:
             _png(fig, os.path.join(args.static, "compare_" + name))
     print(rst)
+    print(binned)
+    print(binned_hq)
     for note in table.meta["astro_clustermass_evaluation"]["notes"]:
         print("note:", note)
     print(f"report: {report}; {len(out)} clusters; {time.time() - t0:.0f} s on "

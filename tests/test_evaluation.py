@@ -454,3 +454,14 @@ def test_compare_estimators_benchmark_without_cnn(tmp_path, capsys):
     row = metrics[(metrics["estimator"] == "lx-chiu22") & (metrics["binning"] == "all")
                   & (metrics["selection"] == "all")][0]
     assert row["n"] == 12  # the 15% test split of 80 clusters
+
+
+def test_format_binned():
+    from astro_clustermass.evaluation.report import format_binned
+
+    res = evaluate(_hand_table(), mass_bins=[13.5, 14.0, 14.5])
+    text = format_binned(res, "all", "log10M", "bias")
+    lines = text.splitlines()
+    assert lines[1].split() == ["log10", "M_true", "toy"]
+    assert lines[3].split() == ["13.5-14", "--", "(0)"]
+    assert lines[4].split() == ["14-14.5", "+0.050+-0.065", "(4)"]

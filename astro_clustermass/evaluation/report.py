@@ -21,7 +21,8 @@ import numpy as np
 
 from .metrics import DEFAULT_MASS_BINS, DEFAULT_Z_BINS, collect, evaluate_data
 
-__all__ = ["Section", "write_report", "summary_rows", "format_summary", "report_figures"]
+__all__ = ["Section", "write_report", "summary_rows", "format_summary", "format_binned",
+           "report_figures"]
 
 log = logging.getLogger("astro_clustermass")
 
@@ -85,6 +86,43 @@ def format_summary(table, fmt="text"):
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
     return "\n".join(out)
+
+
+def format_binned(table, selection, binning="log10M", key="bias", fmt="rst"):
+    """One metric per bin (rows) and estimator (columns), as an RST (or text) table.
+
+    Cells read ``value+-error (n)`` for ``bias`` and ``scatter`` (their standard errors),
+    ``value (n)`` otherwise; ``--`` where undefined.
+    """
+    rows = table[(np.asarray(table["selection"]) == selection)
+                 & (np.asarray(table["binning"]) == binning)]
+    names = list(dict.fromkeys(np.asarray(rows["estimator"]).tolist()))
+    bins = sorted({(float(a), float(b)) for a, b in zip(rows["bin_lo"], rows["bin_hi"])})
+    err = {"bias": "bias_err", "scatter": "scatter_err"}.get(key)
+    label = "log10 M_true" if binning == "log10M" else binning
+    head = [label] + names
+    lines = []
+    for lo, hi in bins:
+        line = [f"{lo:g}-{hi:g}"]
+        for name in names:
+            r = rows[(np.asarray(rows["estimator"]) == name)
+                     & np.isclose(np.asarray(rows["bin_lo"], float), lo)][0]
+            v = _val(r[key])
+            if not np.isfinite(v):
+                line.append(f"-- ({int(r['n'])})")
+                continue
+            cell = f"{v:+.3f}" if key == "bias" else f"{v:.3f}"
+            if err is not None and np.isfinite(_val(r[err])):
+                cell += f"+-{_val(r[err]):.3f}"
+            line.append(f"{cell} ({int(r['n'])})")
+        lines.append(line)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+              for i, h in enumerate(head)]
+    fmt_line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    if fmt == "rst":
+        rule = "  ".join("=" * w for w in widths)
+        return "\n".join([rule, fmt_line(head), rule, *map(fmt_line, lines), rule])
+    return "\n".join([fmt_line(head), *map(fmt_line, lines)])
 
 
 def report_figures(table, data):
