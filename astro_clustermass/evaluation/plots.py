@@ -53,8 +53,8 @@ def _limits(*arrays):
     vals = vals[np.isfinite(vals)]
     if vals.size == 0:
         return 13.0, 15.5
-    lo, hi = np.percentile(vals, [0.2, 99.8])
-    pad = 0.05 * max(hi - lo, 0.5)
+    lo, hi = float(vals.min()), float(vals.max())  # every point shown, outliers included
+    pad = 0.03 * max(hi - lo, 0.5)
     return lo - pad, hi + pad
 
 
