@@ -465,3 +465,14 @@ def test_format_binned():
     assert lines[1].split() == ["log10", "M_true", "toy"]
     assert lines[3].split() == ["13.5-14", "--", "(0)"]
     assert lines[4].split() == ["14-14.5", "+0.050+-0.065", "(4)"]
+
+
+def test_non_numeric_columns_are_named():
+    t = Table(_hand_table())
+    t["log10M500c_toy_err"] = ["a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="log10M500c_toy_err"):
+        evaluate(t)
+    t = Table(_hand_table())
+    t["EXT_LIKE"] = ["x"] * 4
+    with pytest.raises(ValueError, match="EXT_LIKE"):
+        evaluate(t, selections={"cut": "EXT_LIKE > 6"})

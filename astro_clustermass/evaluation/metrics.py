@@ -156,7 +156,10 @@ def _plain_values(col, unit=None, what=""):
     """Float array of a column (NaN where masked), converted to ``unit`` if it has one."""
     mask = np.asarray(getattr(col, "mask", False), dtype=bool)
     cunit = getattr(col, "unit", None)
-    values = np.array(getattr(col, "value", col), dtype=float, copy=True)
+    raw = np.asarray(getattr(col, "value", col))
+    if raw.dtype.kind not in "biuf":
+        raise ValueError(f"column {what!r} holds {raw.dtype} values, not numbers")
+    values = np.array(raw, dtype=float, copy=True)
     if values.ndim != 1:
         raise ValueError(f"column {what!r} has shape {values.shape}; expected one value per row")
     if unit is not None and cunit is not None and u.Unit(cunit) != u.dimensionless_unscaled:
