@@ -185,7 +185,8 @@ def main(argv=None):
         keep = [i for i, n in enumerate(grad["n"]) if n > 0]
         gsub = {k: (np.asarray(v)[keep] if k in ("mean_gradient", "mean_abs_gradient",
                                                   "mean_grad_x_input", "band_fraction",
-                                                  "radial_profile") else v)
+                                                  "radial_profile", "radial_profile_x_input",
+                                                  "radial_n") else v)
                 for k, v in grad.items()}
         gsub["bins"] = [grad["bins"][i] for i in keep]
         gsub["n"] = [grad["n"][i] for i in keep]
@@ -195,15 +196,19 @@ def main(argv=None):
                 f"member), averaged over up to {args.gradient_max_per_bin} clusters per bin of "
                 "true mass.")
         if r500 is not None:
-            prof = gsub["radial_profile"]
             redges = gsub["radial_edges"]
-            rows = []
-            for b, (lo, hi) in enumerate(gsub["bins"]):
-                rows.append(f"{lo:.1f}-{hi:.1f}: " + ", ".join(
-                    f"[{redges[j]:.2f},{redges[j + 1]:.2f}) {prof[b, j]:+.2e}"
-                    for j in range(len(redges) - 1)))
-            text += ("\n\nMean band-summed gradient per pixel [dex per count] in annuli of "
-                     "R/R500c, per mass bin: " + " | ".join(rows))
+            for key, what in (("radial_profile", "gradient per pixel [dex per count]"),
+                              ("radial_profile_x_input", "gradient x input per pixel [dex]")):
+                prof = gsub[key]
+                rows = []
+                for b, (lo, hi) in enumerate(gsub["bins"]):
+                    rows.append(f"{lo:.1f}-{hi:.1f}: " + ", ".join(
+                        f"[{redges[j]:.2f},{redges[j + 1]:.2f}) {prof[b, j]:+.2e} "
+                        f"(N={gsub['radial_n'][b, j]})" for j in range(len(redges) - 1)))
+                text += (f"\n\nMean band-summed {what} in annuli of R/R500c, per bin of "
+                         "true mass: " + " | ".join(rows))
+            np.savez(os.path.join(args.out, "gradient_maps.npz"),
+                     **{k: np.asarray(v) for k, v in grad.items()})
         sections.append(Section("Where the network looks (seed 004 sect. 4)", text,
                                 [("Gradient maps per bin of true mass.", gfig)]))
         extra.append(("gradient_maps.png", gfig))

@@ -209,3 +209,18 @@ def test_per_cluster_radius_and_control_offsets():
     assert info["radius_pix"] == "per cluster" and info["radius_pix_median"] == 1.0
     with pytest.raises(ValueError, match="leave the image"):
         core_masking_test(reader, ebi, z, lt, radius_pix=2.0, control_offset_pix=23.0)
+
+
+def test_radial_profile_skips_empty_annuli(tiny_ensemble):
+    from astro_clustermass.evaluation.interpret import gradient_maps
+
+    ebi, z, lt = _mock_clusters(n=2)
+    lt = np.array([14.2, 14.3])
+    # R500 = 2 pixels: the 0-0.1 R500 annulus (0.2 px) holds no pixel centre
+    res = gradient_maps(tiny_ensemble, ebi, z, lt, mass_bins=[14.0, 14.5],
+                        r500_pix=np.array([2.0, 20.0]), radial_edges=[0.0, 0.1, 0.5, 1.0])
+    assert res["radial_n"][0].tolist() == [1, 2, 2]
+    one = gradient_maps(tiny_ensemble, ebi[1:], z[1:], lt[1:], mass_bins=[14.0, 14.5],
+                        r500_pix=np.array([20.0]), radial_edges=[0.0, 0.1, 0.5, 1.0])
+    # the innermost annulus is the second cluster's value alone, not halved by a zero
+    assert res["radial_profile"][0, 0] == pytest.approx(one["radial_profile"][0, 0])

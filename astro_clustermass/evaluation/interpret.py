@@ -177,7 +177,10 @@ def gradient_maps(ensemble, ebi, z, log10_true, mass_bins=(13.0, 13.5, 14.0, 14.
         per count, dex per count, dex), ``band_fraction`` ((B, nbands): share of the
         summed absolute gradient in each band), ``unit`` and, with ``r500_pix``,
         ``radial_edges`` and ``radial_profile`` ((B, len(edges) - 1): mean
-        band-summed gradient per pixel in each R/R500c annulus, dex per count).
+        band-summed gradient per pixel in each R/R500c annulus, dex per count; averaged
+        over the clusters that have a pixel centre in the annulus, NaN if none),
+        ``radial_profile_x_input`` (the same for gradient x input, dex per pixel) and
+        ``radial_n`` (clusters contributing to each annulus).
     """
     import torch
 
@@ -195,6 +198,8 @@ def gradient_maps(ensemble, ebi, z, log10_true, mass_bins=(13.0, 13.5, 14.0, 14.
     counts_per_bin = np.zeros(nbin, dtype=int)
     redges = np.asarray(radial_edges, float)
     prof = np.zeros((nbin, len(redges) - 1))
+    profx = np.zeros((nbin, len(redges) - 1))
+    prof_n = np.zeros((nbin, len(redges) - 1))  # clusters with pixels in each annulus
     yy, xx = np.indices((ny, nx))
     rpix = np.hypot(yy - (ny - 1) / 2, xx - (nx - 1) / 2)
     bins_iter = range(nbin)
@@ -221,19 +226,26 @@ def gradient_maps(ensemble, ebi, z, log10_true, mass_bins=(13.0, 13.5, 14.0, 14.
             out["mean_grad_x_input"][b] += (g * c).sum(axis=0)
             if r500_pix is not None:
                 g2 = g.sum(axis=-1)
+                gx2 = (g * c).sum(axis=-1)
+                nr = len(redges) - 1
                 for j, i in enumerate(sel):
                     rr = rpix / float(r500_pix[i])
                     k = np.digitize(rr.ravel(), redges) - 1
-                    ok = (k >= 0) & (k < len(redges) - 1)
-                    sums = np.bincount(k[ok], weights=g2[j].ravel()[ok],
-                                       minlength=len(redges) - 1)
-                    npx = np.bincount(k[ok], minlength=len(redges) - 1)
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        prof[b] += np.where(npx > 0, sums / np.maximum(npx, 1), 0.0)
+                    ok = (k >= 0) & (k < nr)
+                    npx = np.bincount(k[ok], minlength=nr)
+                    has = npx > 0  # annuli narrower than a pixel may hold none
+                    den = np.maximum(npx, 1)
+                    prof[b] += np.where(has, np.bincount(k[ok], weights=g2[j].ravel()[ok],
+                                                         minlength=nr) / den, 0.0)
+                    profx[b] += np.where(has, np.bincount(k[ok], weights=gx2[j].ravel()[ok],
+                                                          minlength=nr) / den, 0.0)
+                    prof_n[b] += has
         if counts_per_bin[b]:
             for key in out:
                 out[key][b] /= counts_per_bin[b]
-            prof[b] /= counts_per_bin[b]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prof = np.where(prof_n > 0, prof / np.maximum(prof_n, 1), np.nan)
+        profx = np.where(prof_n > 0, profx / np.maximum(prof_n, 1), np.nan)
     absband = out["mean_abs_gradient"].sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = absband / absband.sum(axis=1, keepdims=True)
@@ -243,6 +255,8 @@ def gradient_maps(ensemble, ebi, z, log10_true, mass_bins=(13.0, 13.5, 14.0, 14.
     if r500_pix is not None:
         result["radial_edges"] = redges
         result["radial_profile"] = prof
+        result["radial_profile_x_input"] = profx
+        result["radial_n"] = prof_n.astype(int)
     return result
 
 

@@ -367,10 +367,16 @@ def plot_gradient_maps(result, pixel_arcsec=24.0, band_edges_keV=None):
         axes[i, 2].set_ylabel(f"mean gradient per pixel [{unit}]", color="C0")
         if has_r500:
             re_ = np.asarray(result["radial_edges"], float)
-            axes[i, 3].step(re_, np.r_[result["radial_profile"][i], np.nan], where="post")
+            axes[i, 3].step(re_, np.r_[result["radial_profile"][i], np.nan], where="post",
+                            color="C0")
             axes[i, 3].axhline(0, color="k", lw=0.6)
             axes[i, 3].set_xlabel(r"$R/R_{500c}$")
-            axes[i, 3].set_ylabel(f"mean gradient per pixel [{unit}]")
+            axes[i, 3].set_ylabel(f"mean gradient per pixel [{unit}]", color="C0")
+            if "radial_profile_x_input" in result:
+                tw3 = axes[i, 3].twinx()
+                tw3.step(re_, np.r_[result["radial_profile_x_input"][i], np.nan],
+                         where="post", color="C1", ls="--")
+                tw3.set_ylabel("gradient x input per pixel [dex]", color="C1")
     fig.suptitle("Where the CNN ensemble looks: gradient of the predicted log10 M500c with "
                  "respect to the input counts, averaged over clusters", fontsize=10)
     return fig
