@@ -210,7 +210,7 @@ def add_mass_columns_guarded(table, estimators=None, column_map=None, copy=True,
 
 # -- sky tiles ----------------------------------------------------------------------------
 #: Default tile side [deg]; a tile is about DEFAULT_TILE_SIZE^2 deg^2.
-DEFAULT_TILE_SIZE = 4.0
+DEFAULT_TILE_SIZE = 8.0
 #: Events read around a tile: half the 1200" EBI side, plus 60" for the tangent-plane
 #: projection and the PSF wings.
 DEFAULT_MARGIN = 660.0 * u.arcsec
@@ -338,6 +338,7 @@ class _EventFile:
     dec_min: float
     dec_max: float
     ra_cells: list  # occupied 1-degree RA cells
+    columns: list  # column names of the events extension
 
 
 class EventFileIndex:
@@ -378,6 +379,7 @@ class EventFileIndex:
             try:
                 with fits.open(path, memmap=True) as hdul:
                     hdu = _events_hdu(hdul, path)
+                    columns = list(hdu.columns.names)
                     n = len(hdu.data) if hdu.data is not None else 0
                     cells = np.zeros(360, bool)
                     dmin, dmax = np.inf, -np.inf
@@ -395,9 +397,18 @@ class EventFileIndex:
                 raise OSError(f"could not read event file {path!r}: {type(exc).__name__}: "
                               f"{exc}") from exc
             self.files.append(_EventFile(path, st.st_size, st.st_mtime_ns, n, dmin, dmax,
-                                         np.flatnonzero(cells).tolist()))
+                                         np.flatnonzero(cells).tolist(), columns))
         if cache is not None:
             _atomic_write_text(cache, json.dumps([f.__dict__ for f in self.files]))
+
+    def common_columns(self, paths):
+        """Column names present in every one of ``paths`` (in the first one's order)."""
+        by_path = {f.path: f.columns for f in self.files}
+        common = None
+        for p in paths:
+            names = by_path[p]
+            common = list(names) if common is None else [c for c in common if c in names]
+        return common
 
     def overlapping(self, box):
         """Event files with photons in the search box ``(ra_lo, ra_hi, dec_lo, dec_hi)``."""
@@ -414,7 +425,7 @@ class EventFileIndex:
         return out
 
 
-def select_events(paths, box, output):
+def select_events(paths, box, output, columns=None):
     """Write the events of ``paths`` that fall in ``box`` to the FITS file ``output``.
 
     Files are streamed `EVENT_CHUNK_ROWS` rows at a time; the output has an
@@ -431,20 +442,20 @@ def select_events(paths, box, output):
 
     if not paths:
         raise ValueError("no event files to select from")
-    coldefs, header = None, None
-    for path in paths:  # the columns common to every file (headers only)
-        with fits.open(path, memmap=True) as hdul:
-            hdu = _events_hdu(hdul, path)
-            if coldefs is None:
-                coldefs = {c.name: c for c in hdu.columns}
-                header = hdu.header.copy()
-            else:
-                names = set(hdu.columns.names)
-                coldefs = {k: v for k, v in coldefs.items() if k in names}
-    parts = {name: [] for name in coldefs}
+    if columns is None:  # the columns common to every file (headers only)
+        common = None
+        for path in paths:
+            with fits.open(path, memmap=True) as hdul:
+                names = _events_hdu(hdul, path).columns.names
+            common = list(names) if common is None else [c for c in common if c in names]
+        columns = common
+    coldefs, header, parts = None, None, {name: [] for name in columns}
     for path in paths:
         with fits.open(path, memmap=True) as hdul:
             hdu = _events_hdu(hdul, path)
+            if coldefs is None:
+                coldefs = {c.name: c for c in hdu.columns if c.name in parts}
+                header = hdu.header.copy()
             n = len(hdu.data) if hdu.data is not None else 0
             for start in range(0, n, EVENT_CHUNK_ROWS):
                 stop = start + EVENT_CHUNK_ROWS
@@ -452,7 +463,7 @@ def select_events(paths, box, output):
                 keep = np.flatnonzero(_in_box(ra, dec, box))
                 if not len(keep):
                     continue
-                for name in coldefs:
+                for name in parts:
                     parts[name].append(np.array(hdu.data[name][start:stop][keep]))
     n_out = sum(len(a) for a in parts[next(iter(coldefs))])
     columns = [fits.Column(name=cd.name, format=cd.format, unit=cd.unit, dim=cd.dim,
@@ -601,13 +612,13 @@ def _tile_file(run_dir, tile):
 
 
 def _run_tile(tile, rows, table, items, event_paths, box, run_dir, column_map, on_error,
-              timeout):
+              timeout, event_columns=None):
     """Estimate the masses of one tile's clusters and write them to its result file."""
     out_path = _tile_file(run_dir, tile)
     events_file = None
     if any(i.wants_events for i in items) and event_paths:
         events_file = Path(run_dir) / f"events_{tile:+07d}.fits"
-        select_events(event_paths, box, events_file)
+        select_events(event_paths, box, events_file, columns=event_columns)
     try:
         estimators = [i.build(events=str(events_file) if events_file else None)
                       for i in items]
@@ -844,6 +855,7 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
         sub = catalog[rows]
         tasks.append(dask.delayed(_run_tile, pure=False)(
             tile, rows, sub, items, paths, box, str(run_dir), column_map, on_error, timeout,
+            index.common_columns(paths) if paths else None,
             dask_key_name=f"acm-tile-{run_hash[:8]}-{tile}"))
     log.info("estimate_catalog: %d rows in %d tiles (%d reused from %s)", n, len(groups),
              reused, run_dir)

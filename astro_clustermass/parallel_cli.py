@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="workers of the local schedulers / of local-cluster")
     parser.add_argument("--tile-size", type=float, default=None,
-                        help="side of a sky tile in degrees (default 4)")
+                        help="side of a sky tile in degrees (default 8)")
     parser.add_argument("--workdir", default=None,
                         help="directory of the tile results (default OUTPUT.tiles)")
     resume = parser.add_mutually_exclusive_group()

@@ -3,13 +3,14 @@
 Usage::
 
     python benchmarks/bench_parallel.py [--n 12247] [--workers 1 2] [--scheduler processes]
-                                        [--tile-size 4] [--dir /tmp/acm_bench] [--json out.json]
+                                        [--tile-size 8] [--dir /tmp/acm_bench] [--json out.json]
 
 Makes an eRASS1-sized synthetic survey (`synthetic_survey`, below: documented, not the
 package simulator, which is separate work), then runs the whole chain (event files ->
 tile event selection -> every estimator -> columns -> atomic output) once per worker
 count, and reports wall time, clusters per second, and the peak resident memory of the
-driver and of every worker process (sampled with psutil every 0.1 s, children included).
+driver and of every worker process (sampled with psutil every 0.1 s, children included),
+and the CPU time of the driver and its finished child processes (``resource``).
 
 Estimators: ``lx-chiu22`` and ``cr-erass1`` (catalogue columns) and ``aperture-rate``
 (`ApertureRate`, below), which reads the photons of every cluster from the tile's
@@ -294,7 +295,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--scheduler", default="processes",
                         help="processes, threads, local-cluster or tcp://...")
-    parser.add_argument("--tile-size", type=float, default=4.0)
+    parser.add_argument("--tile-size", type=float, default=8.0)
     parser.add_argument("--dir", default="/tmp/acm_bench_parallel")
     parser.add_argument("--cnn", action="store_true", help="add cnn-ensemble (needs ebi)")
     parser.add_argument("--seed", type=int, default=0)
@@ -342,6 +343,9 @@ def main(argv=None):
             if p.exists():
                 p.unlink()
         load = _uptime()
+        import resource
+
+        r0 = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
         with PeakMemory() as mem:
             t0 = time.perf_counter()
             result = estimate_catalog(cat_path, estimators, events=events,
@@ -349,8 +353,13 @@ def main(argv=None):
                                       workers=workers, output=out, resume=False,
                                       workdir=work / "tiles", progress=False)
             wall = time.perf_counter() - t0
+        r1 = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        cpu = sum((b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime) for a, b in zip(r0, r1))
         run = {"workers": workers, "wall_s": round(wall, 2),
                "clusters_per_s": round(args.n / wall, 1),
+               # CPU of this process and of its finished children (process-pool workers;
+               # not of distributed workers, which are not our children at exit)
+               "cpu_s": round(cpu, 1),
                "peak_rss_driver_MB": round(mem.peak_self / 2 ** 20, 1),
                "peak_rss_total_MB": round(mem.peak_total / 2 ** 20, 1),
                "tiles": result.meta["astro_clustermass_run"]["tiles"],
