@@ -113,13 +113,13 @@ def disagreement_figure(ebi, disagreement, log10_true=None, z=None, k=1,
     for tag, idxs in (("largest", largest), ("smallest", smallest)):
         for i in idxs:
             d = disagreement[int(i)]
-            text = (f"{tag} Δμ={d['member_range'].value:.3f} dex\n"
-                    f"μ*={d['mean'].value:.2f}±{d['sigma_star'].value:.2f}, "
-                    f"μ∈[{d['mu_min'].value:.2f},{d['mu_max'].value:.2f}]")
+            text = (f"{tag} member disagreement: Δμ = {d['member_range'].value:.3f} dex "
+                    f"(μ_min = {d['mu_min'].value:.3f}, μ_max = {d['mu_max'].value:.3f}); "
+                    f"ensemble {d['mean'].value:.3f} ± {d['sigma_star'].value:.3f}")
             if log10_true is not None:
-                text += f"\ntrue {float(log10_true[int(i)]):.2f}"
+                text += f"; true {float(log10_true[int(i)]):.3f}"
             if z is not None:
-                text += f", z={float(z[int(i)]):.3f}"
+                text += f"; z = {float(z[int(i)]):.3f}"
             rows.append(np.asarray(ebi[int(i)], float))
             titles.append(text)
     return plot_band_images(np.stack(rows), titles, band_edges_keV, pixel_arcsec, clip,

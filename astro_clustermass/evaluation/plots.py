@@ -271,30 +271,31 @@ def plot_band_images(cubes, titles=None, band_edges_keV=None, pixel_arcsec=24.0,
     """
     cubes = np.asarray(cubes, float)
     k, ny, nx, nb = cubes.shape
-    fig = _figure(figsize=(1.6 * nb + 1.0, 1.75 * k + 0.6), layout="constrained")
-    axes = fig.subplots(k, nb, squeeze=False)
+    fig = _figure(figsize=(1.6 * nb + 1.0, 2.1 * k + 0.5), layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(k, 1))
     half_x, half_y = nx * pixel_arcsec / 2, ny * pixel_arcsec / 2
     extent = (-half_x, half_x, -half_y, half_y)
     for i in range(k):
+        sub = subfigs[i]
+        axes = np.atleast_1d(sub.subplots(1, nb))
         vmax = clip if clip is not None else max(float(np.nanpercentile(cubes[i], 99.5)), 1e-6)
         im = None
         for b in range(nb):
-            ax = axes[i, b]
+            ax = axes[b]
             im = ax.imshow(cubes[i, :, :, b], origin="lower", extent=extent, vmin=0, vmax=vmax,
                            cmap="magma", interpolation="nearest")
             ax.tick_params(labelsize=5)
-            if i == 0:
-                label = f"band {b + 1}"
-                if band_edges_keV is not None:
-                    label = f"{band_edges_keV[b]:.2f}-{band_edges_keV[b + 1]:.2f} keV"
-                ax.set_title(label, fontsize=7)
-            if i == k - 1:
-                ax.set_xlabel(r"$\Delta x$ [arcsec]", fontsize=6)
+            label = f"band {b + 1}"
+            if band_edges_keV is not None:
+                label = f"{band_edges_keV[b]:.2f}-{band_edges_keV[b + 1]:.2f} keV"
+            ax.set_title(label, fontsize=7)
+            ax.set_xlabel(r"$\Delta x$ [arcsec]", fontsize=6)
             if b == 0:
-                ax.set_ylabel((titles[i] + "\n" if titles else "") + r"$\Delta y$ [arcsec]",
-                              fontsize=6)
-        fig.colorbar(im, ax=axes[i, :].tolist(), label="counts / pixel", shrink=0.9,
+                ax.set_ylabel(r"$\Delta y$ [arcsec]", fontsize=6)
+        sub.colorbar(im, ax=axes.tolist(), label="counts / pixel", shrink=0.9,
                      pad=0.01).ax.tick_params(labelsize=6)
+        if titles:
+            sub.suptitle(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     return fig
