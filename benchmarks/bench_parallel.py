@@ -158,8 +158,8 @@ def aperture_spec():
 
 
 # -- the synthetic survey -----------------------------------------------------------------
-def synthetic_survey(n_clusters, outdir, seed=0, dec_range=(-80.0, 30.0), ra_range=(180.0, 360.0),
-                     file_size_deg=8.0, progress=False):
+def synthetic_survey(n_clusters, outdir, seed=0, dec_range=(-80.0, 30.0),
+                     ra_range=(180.0, 360.0), file_size_deg=8.0):
     """Write a synthetic catalogue and its event files; see the module docstring.
 
     Returns
@@ -299,6 +299,9 @@ def main(argv=None):
     parser.add_argument("--dir", default="/tmp/acm_bench_parallel")
     parser.add_argument("--cnn", action="store_true", help="add cnn-ensemble (needs ebi)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--simulated", metavar="DIR",
+                        help="use the detections and event files of a realisation of "
+                             "astro_clustermass.simulate in DIR instead of the synthetic survey")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
 
@@ -312,8 +315,15 @@ def main(argv=None):
     work = Path(args.dir)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    catalog, events = bench_parallel.synthetic_survey(args.n, work / f"events_{args.n}_{args.seed}",
-                                       seed=args.seed)
+    if args.simulated:
+        from astro_clustermass.simulate import read_realisation
+
+        real = read_realisation(args.simulated)
+        catalog, events = real.detections, list(real.event_files)
+        args.n = len(catalog)
+    else:
+        catalog, events = bench_parallel.synthetic_survey(
+            args.n, work / f"events_{args.n}_{args.seed}", seed=args.seed)
     t_sim = time.perf_counter() - t0
     n_events = 0
     from astropy.io import fits
@@ -330,6 +340,7 @@ def main(argv=None):
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{_cpu()}, nproc={os.cpu_count()}", "uptime_before": _uptime(),
+        "source": args.simulated or "synthetic_survey",
         "n_clusters": args.n, "n_event_files": len(events), "n_events": int(n_events),
         "event_bytes": int(size), "simulation_s": round(t_sim, 1),
         "scheduler": args.scheduler, "tile_size_deg": args.tile_size,
