@@ -341,11 +341,40 @@ class _EventFile:
     columns: list  # column names of the events extension
 
 
+def _index_file(path):
+    """`_EventFile` of one event file: streams its RA/DEC once."""
+    from astropy.io import fits
+
+    st = os.stat(path)
+    try:
+        with fits.open(path, memmap=True) as hdul:
+            hdu = _events_hdu(hdul, path)
+            columns = list(hdu.columns.names)
+            n = len(hdu.data) if hdu.data is not None else 0
+            cells = np.zeros(360, bool)
+            dmin, dmax = np.inf, -np.inf
+            for start in range(0, n, EVENT_CHUNK_ROWS):
+                ra, dec = _read_columns(hdu, ("RA", "DEC"), start, start + EVENT_CHUNK_ROWS)
+                ok = np.isfinite(ra) & np.isfinite(dec)
+                if ok.any():
+                    cells[np.mod(ra[ok], 360.0).astype(int) % 360] = True
+                    dmin = min(dmin, float(dec[ok].min()))
+                    dmax = max(dmax, float(dec[ok].max()))
+    except OSError:
+        raise
+    except Exception as exc:
+        raise OSError(f"could not read event file {path!r}: {type(exc).__name__}: "
+                      f"{exc}") from exc
+    return _EventFile(path, st.st_size, st.st_mtime_ns, n, dmin, dmax,
+                      np.flatnonzero(cells).tolist(), columns)
+
+
 class EventFileIndex:
     """Where on the sky each event file has photons (1-degree RA cells, Dec range).
 
-    Built once by streaming the RA/DEC columns (`EVENT_CHUNK_ROWS` at a time) and
-    cached as JSON; a tile task opens only the files that overlap its search box.
+    Built once by streaming the RA/DEC columns (`EVENT_CHUNK_ROWS` at a time; one Dask
+    task per file when ``compute`` is given) and cached as JSON; a tile task opens only
+    the files that overlap its search box.
 
     Parameters
     ----------
@@ -354,12 +383,11 @@ class EventFileIndex:
     cache : path-like, optional
         JSON file to read/write the index (entries are reused while a file's size
         and modification time are unchanged).
+    compute : callable, optional
+        ``compute(list_of_delayed) -> list of results``, to index the files as tasks.
     """
 
-    def __init__(self, paths, cache=None):
-        from astropy.io import fits
-
-        self.files = []
+    def __init__(self, paths, cache=None, compute=None):
         cached = {}
         if cache is not None and os.path.exists(cache):
             try:
@@ -367,6 +395,7 @@ class EventFileIndex:
                     cached = {d["path"]: _EventFile(**d) for d in json.load(fh)}
             except (ValueError, TypeError, KeyError):
                 cached = {}
+        entries, todo = [], []
         for path in paths:
             path = os.path.abspath(os.fspath(path))
             if not os.path.exists(path):
@@ -374,30 +403,22 @@ class EventFileIndex:
             st = os.stat(path)
             hit = cached.get(path)
             if hit is not None and hit.size == st.st_size and hit.mtime_ns == st.st_mtime_ns:
-                self.files.append(hit)
-                continue
-            try:
-                with fits.open(path, memmap=True) as hdul:
-                    hdu = _events_hdu(hdul, path)
-                    columns = list(hdu.columns.names)
-                    n = len(hdu.data) if hdu.data is not None else 0
-                    cells = np.zeros(360, bool)
-                    dmin, dmax = np.inf, -np.inf
-                    for start in range(0, n, EVENT_CHUNK_ROWS):
-                        ra, dec = _read_columns(hdu, ("RA", "DEC"), start,
-                                                start + EVENT_CHUNK_ROWS)
-                        ok = np.isfinite(ra) & np.isfinite(dec)
-                        if ok.any():
-                            cells[np.mod(ra[ok], 360.0).astype(int) % 360] = True
-                            dmin = min(dmin, float(dec[ok].min()))
-                            dmax = max(dmax, float(dec[ok].max()))
-            except OSError:
-                raise
-            except Exception as exc:
-                raise OSError(f"could not read event file {path!r}: {type(exc).__name__}: "
-                              f"{exc}") from exc
-            self.files.append(_EventFile(path, st.st_size, st.st_mtime_ns, n, dmin, dmax,
-                                         np.flatnonzero(cells).tolist(), columns))
+                entries.append(hit)
+            else:
+                entries.append(None)
+                todo.append((len(entries) - 1, path))
+        if todo:
+            # One task per file on the run's scheduler (``compute``), else here.
+            if compute is None:
+                done = [_index_file(p) for _, p in todo]
+            else:
+                import dask
+
+                done = compute([dask.delayed(_index_file, pure=False)(
+                    p, dask_key_name=f"acm-index-{k}") for k, (_, p) in enumerate(todo)])
+            for (i, _), entry in zip(todo, done):
+                entries[i] = entry
+        self.files = entries
         if cache is not None:
             _atomic_write_text(cache, json.dumps([f.__dict__ for f in self.files]))
 
@@ -761,8 +782,6 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
         treat rows independently. ``meta['astro_clustermass_run']`` records the run
         (hash, tiles, tile size, scheduler).
     """
-    import dask
-
     from .esass import read_catalog, write_table
 
     t_start = time.monotonic()
@@ -828,47 +847,17 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
     if temporary and not cleanup:
         log.info("tile results kept in %s", workdir)
 
-    index = EventFileIndex(events, cache=Path(workdir) / "events_index.json") if (
-        events and any(i.wants_events for i in items)) else None
-
-    # Tiles: positionless rows (-1) form one extra task.
-    order = np.argsort(tiles, kind="stable")
-    ids, starts = np.unique(tiles[order], return_index=True)
-    groups = np.split(order, starts[1:]) if n else []
-    tasks, done, reused = [], [], 0
-    for tile, rows in zip(ids, groups):
-        tile = int(tile)
-        path = _tile_file(run_dir, tile)
-        if resume and path.exists():
-            done.append(str(path))
-            reused += 1
-            continue
-        if not resume and path.exists():
-            path.unlink()
-        if index is None:
-            box, paths = None, []
-        elif tile >= 0:
-            box = grid.search_box(tile, margin_deg)
-            paths = index.overlapping(box) or events[:1]  # none overlap: an empty file
-        else:  # rows without a position: an empty event file (their rows are masked)
-            box, paths = _EMPTY_BOX, events[:1]
-        sub = catalog[rows]
-        tasks.append(dask.delayed(_run_tile, pure=False)(
-            tile, rows, sub, items, paths, box, str(run_dir), column_map, on_error, timeout,
-            index.common_columns(paths) if paths else None,
-            dask_key_name=f"acm-tile-{run_hash[:8]}-{tile}"))
-    log.info("estimate_catalog: %d rows in %d tiles (%d reused from %s)", n, len(groups),
-             reused, run_dir)
-
     kwargs, client, cluster = _scheduler_kwargs(scheduler, workers)
     try:
-        computed = _compute(tasks, kwargs, progress and len(tasks) > 1)
+        paths = _run_tasks(catalog, items, events, grid, tiles, run_dir, run_hash, workdir,
+                           margin_deg, column_map, on_error, timeout, resume, kwargs,
+                           progress)
     finally:
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
-    paths = done + list(computed)
+    n_tiles, reused, paths = paths
 
     # Assemble in the original row order.
     names = [i.name for i in items]
@@ -898,7 +887,7 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
                                 meta=meta.get(name, {"name": name}))
         write_mass_columns(out, estimate, copy=False)
     out.meta["astro_clustermass_run"] = {
-        "run_hash": run_hash, "tiles": int(len(groups)), "tiles_reused": int(reused),
+        "run_hash": run_hash, "tiles": int(n_tiles), "tiles_reused": int(reused),
         "tile_size_deg": grid.tile_size, "margin_arcsec": margin_deg * 3600.0,
         "scheduler": str(scheduler), "workers": workers,
         "wall_s": round(time.monotonic() - t_start, 3),
@@ -913,6 +902,48 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
         if own_workdir:  # the default <output>.tiles or a temporary directory
             shutil.rmtree(workdir, ignore_errors=True)
     return out
+
+
+def _run_tasks(catalog, items, events, grid, tiles, run_dir, run_hash, workdir, margin_deg,
+               column_map, on_error, timeout, resume, kwargs, progress):
+    """Index the event files, build one task per tile not done yet, and run them."""
+    import dask
+
+    n = len(catalog)
+    index = EventFileIndex(events, cache=Path(workdir) / "events_index.json",
+                           compute=lambda tasks: _compute(tasks, kwargs, False)) if (
+        events and any(i.wants_events for i in items)) else None
+    # Tiles: positionless rows (-1) form one extra task.
+    order = np.argsort(tiles, kind="stable")
+    ids, starts = np.unique(tiles[order], return_index=True)
+    groups = np.split(order, starts[1:]) if n else []
+    tasks, done, reused = [], [], 0
+    for tile, rows in zip(ids, groups):
+        tile = int(tile)
+        path = _tile_file(run_dir, tile)
+        if resume and path.exists():
+            done.append(str(path))
+            reused += 1
+            continue
+        if not resume and path.exists():
+            path.unlink()
+        if index is None:
+            box, paths = None, []
+        elif tile >= 0:
+            box = grid.search_box(tile, margin_deg)
+            paths = index.overlapping(box) or events[:1]  # none overlap: an empty file
+        else:  # rows without a position: an empty event file (their rows are masked)
+            box, paths = _EMPTY_BOX, events[:1]
+        sub = catalog[rows]
+        tasks.append(dask.delayed(_run_tile, pure=False)(
+            tile, rows, sub, items, paths, box, str(run_dir), column_map, on_error, timeout,
+            index.common_columns(paths) if paths else None,
+            dask_key_name=f"acm-tile-{run_hash[:8]}-{tile}"))
+    log.info("estimate_catalog: %d rows in %d tiles (%d reused from %s)", n, len(groups),
+             reused, run_dir)
+
+    computed = _compute(tasks, kwargs, progress and len(tasks) > 1)
+    return len(groups), reused, done + list(computed)
 
 
 def _compute(tasks, kwargs, progress):

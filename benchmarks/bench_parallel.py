@@ -38,6 +38,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -350,9 +351,10 @@ def main(argv=None):
     reference = None
     for workers in args.workers:
         out = work / f"out_{args.n}_{workers}.fits"
-        for p in (out,):
-            if p.exists():
-                p.unlink()
+        tiles = work / f"tiles_{workers}"
+        if out.exists():
+            out.unlink()
+        shutil.rmtree(tiles, ignore_errors=True)  # every run builds its event-file index
         load = _uptime()
         import resource
 
@@ -362,7 +364,7 @@ def main(argv=None):
             result = estimate_catalog(cat_path, estimators, events=events,
                                       tile_size=args.tile_size, scheduler=args.scheduler,
                                       workers=workers, output=out, resume=False,
-                                      workdir=work / "tiles", progress=False)
+                                      workdir=tiles, progress=False)
             wall = time.perf_counter() - t0
         r1 = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
         cpu = sum((b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime) for a, b in zip(r0, r1))
