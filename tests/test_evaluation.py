@@ -399,6 +399,15 @@ def test_cli_writes_report_and_table(tmp_path, capsys):
     assert out.exists()
     with pytest.raises(FileExistsError):
         cli.run(args)
+    fits_table = tmp_path / "m.fits"
+    cli, args = _parse([str(cat), "-o", str(out), "--table", str(fits_table), "--no-figures",
+                        "--overwrite"])
+    assert cli.run(args) == 0
+    import json
+
+    back = QTable.read(fits_table)
+    assert json.loads(back.meta["ACM_EVAL"])["robust_scatter"].startswith("scatter_nmad")
+    assert back["scatter"].unit == u.dex
 
 
 def test_cli_main_dispatch(tmp_path):

@@ -72,7 +72,15 @@ def run(args: argparse.Namespace) -> int:
                          z_bins=args.z_bins or DEFAULT_Z_BINS, title=args.title,
                          figures=not args.no_figures)
     if args.table:
-        write_table(table, args.table, overwrite=True)
+        out = table
+        if args.table.lower().endswith((".fits", ".fit", ".fts", ".fits.gz")):
+            import json
+
+            # FITS headers cannot hold the nested meta dict: keep it as JSON text
+            out = table.copy(copy_data=False)
+            out.meta = {"ACM_EVAL": json.dumps(table.meta["astro_clustermass_evaluation"],
+                                               default=str)}
+        write_table(out, args.table, overwrite=True)
     print(format_summary(table))
     for note in table.meta["astro_clustermass_evaluation"]["notes"]:
         print(f"note: {note}")
