@@ -813,10 +813,15 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
                     [i.name for i in items if i.wants_events])
 
     grid = TileGrid(tile_size)
-    pos = CatalogView(catalog, optional=("RA", "DEC"), column_map=column_map)
     n = len(catalog)
-    ra = pos.get("RA")
-    dec = pos.get("DEC")
+    try:
+        pos = CatalogView(catalog, optional=("RA", "DEC"), column_map=column_map)
+        ra, dec = pos.get("RA"), pos.get("DEC")
+    except (MissingColumnError, ColumnUnitError) as exc:
+        # Positions only place rows on tiles; estimators that need them check them.
+        log.warning("estimate_catalog: no usable positions (%s); all rows form one task",
+                    exc)
+        ra = dec = None
     tiles = grid.tile_of(ra.value if ra is not None else np.full(n, np.nan),
                          dec.value if dec is not None else np.full(n, np.nan))
 

@@ -358,3 +358,47 @@ def test_estimator_spec_wants_events(bench):
     assert parallel._factory_accepts_events(bench.aperture_spec())
     assert not parallel._factory_accepts_events(
         EstimatorSpec("toy-z", ToyZ, ("z",)))
+
+
+# -- property: the tiled path behaves like add_mass_columns on any table --------------------
+def test_random_tables_behave_like_add_mass_columns():
+    """Random small catalogues (bad values, bad positions, wrong units): same error type,
+    or identical columns, whatever the tile size."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from astro_clustermass.catalog import ColumnUnitError
+
+    values = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                       st.floats(0.01, 2.0), st.floats(1e42, 1e45))
+    units = st.sampled_from([None, "deg", "keV", "erg / s"])
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, 6).flatmap(lambda n: st.tuples(
+        st.lists(values, min_size=n, max_size=n), st.lists(values, min_size=n, max_size=n),
+        st.lists(st.one_of(st.floats(-30, 400), st.just(np.nan)), min_size=n, max_size=n),
+        st.lists(st.one_of(st.floats(-100, 100), st.just(np.nan)), min_size=n,
+                 max_size=n))),
+        units, units, st.sampled_from([0.5, 8.0, 90.0]))
+    def check(cols, lx_unit, ra_unit, tile_size):
+        z, lx, ra, dec = cols
+        table = QTable({"z": np.array(z, float), "LX": np.array(lx, float),
+                        "RA": np.array(ra, float), "DEC": np.array(dec, float)})
+        if lx_unit:
+            table["LX"] = table["LX"] * u.Unit(lx_unit)
+        if ra_unit:
+            table["RA"] = table["RA"] * u.Unit(ra_unit)
+        est = ["lx-chiu22", ToyZ()]
+        try:
+            ref = acm.add_mass_columns(table, est)
+        except (MissingColumnError, ColumnUnitError, TypeError, acm.EstimatorError) as exc:
+            with pytest.raises(type(exc)):
+                estimate_catalog(table, est, tile_size=tile_size, scheduler="synchronous",
+                                 progress=False)
+            return
+        out = estimate_catalog(table, est, tile_size=tile_size, scheduler="synchronous",
+                               progress=False)
+        out.meta.pop("astro_clustermass_run")
+        _assert_identical(out, ref)
+
+    check()
