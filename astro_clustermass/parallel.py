@@ -77,7 +77,8 @@ def _child(conn, estimator, table, column_map):
 
 def _mp_context(name):
     if name is None:
-        name = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        name = os.environ.get("ASTRO_CLUSTERMASS_GUARD_START_METHOD") or (
+            "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     return multiprocessing.get_context(name)
 
 
@@ -92,8 +93,12 @@ def guarded_estimate(estimator, table, timeout, column_map=None, mp_context=None
         Time limit [s] for the estimate, including the transfer of the result.
     column_map : dict, optional
     mp_context : str, optional
-        `multiprocessing` start method; default ``"fork"`` where available (the
-        estimator and table are inherited, not pickled), else ``"spawn"``.
+        `multiprocessing` start method; default: the environment variable
+        ``ASTRO_CLUSTERMASS_GUARD_START_METHOD``, else ``"fork"`` where available (fast:
+        the estimator and table are inherited, not pickled), else ``"spawn"``. Forking a
+        process with several threads (e.g. under dask's threaded scheduler) can deadlock
+        in rare cases; ``"forkserver"`` or ``"spawn"`` avoid that at the cost of
+        pickling the estimator and the table and importing the package in the child.
 
     Returns
     -------

@@ -158,7 +158,7 @@ def test_select_events_streams_and_selects_exactly(survey, tmp_path, monkeypatch
 
 
 # -- equality with the single-process path --------------------------------------------------
-@pytest.mark.parametrize("scheduler", ["synchronous", "threads", "processes"])
+@pytest.mark.parametrize("scheduler", [None, "synchronous", "threads", "processes"])
 def test_identical_to_add_mass_columns(survey, reference, bench, scheduler):
     cat, events = survey
     before = cat.copy()
