@@ -209,9 +209,31 @@ def main(argv=None):
                          "true mass: " + " | ".join(rows))
             np.savez(os.path.join(args.out, "gradient_maps.npz"),
                      **{k: np.asarray(v) for k, v in grad.items()})
-        sections.append(Section("Where the network looks (seed 004 sect. 4)", text,
-                                [("Gradient maps per bin of true mass.", gfig)]))
+        figs = [("Gradient maps per bin of true mass.", gfig)]
         extra.append(("gradient_maps.png", gfig))
+        if r500 is not None:
+            from astro_clustermass.evaluation.plots import plot_deepdream_profiles
+
+            pick = np.sort(np.random.default_rng(1).choice(
+                len(z), min(len(z), args.gradient_max_per_bin), replace=False))
+            dd = interpret.deepdream(ens, np.asarray(test.ebi[pick]), z[pick], r500[pick])
+            dfig = plot_deepdream_profiles(dd)
+            figs.append(("DeepDream-style iterations: fractional change of the counts per "
+                         "annulus of R/R500c (seed 004 Fig. 6).", dfig))
+            extra.append(("deepdream.png", dfig))
+            re_ = dd["radial_edges"]
+            with np.errstate(invalid="ignore"):
+                med = np.nanmedian(dd["delta_over_n"], axis=1)
+            text += ("\n\nDeepDream-style iterations (seed 004; largest change 1 count per "
+                     f"pixel per iteration, {len(pick)} random test clusters): mean predicted "
+                     "mass raised by " + ", ".join(
+                         f"{np.mean(dd['log10_mass'][k + 1] - dd['log10_mass'][0]):+.3f}"
+                         for k in range(med.shape[0])) + " dex; median Delta N / N per "
+                     "annulus of R/R500c: " + " | ".join(
+                         f"iteration {k + 1}: " + ", ".join(
+                             f"[{re_[j]:.2f},{re_[j + 1]:.2f}) {med[k, j]:+.3f}"
+                             for j in range(len(re_) - 1)) for k in range(med.shape[0])))
+        sections.append(Section("Where the network looks (seed 004 sect. 4)", text, figs))
         from astropy.table import vstack
 
         tests = [(f"{args.core_radius or interpret.DEFAULT_CORE_RADIUS_PIX:g} px",

@@ -224,3 +224,21 @@ def test_radial_profile_skips_empty_annuli(tiny_ensemble):
                         r500_pix=np.array([20.0]), radial_edges=[0.0, 0.1, 0.5, 1.0])
     # the innermost annulus is the second cluster's value alone, not halved by a zero
     assert res["radial_profile"][0, 0] == pytest.approx(one["radial_profile"][0, 0])
+
+
+def test_deepdream_raises_the_mass_and_stays_physical(tiny_ensemble):
+    from astro_clustermass.evaluation.interpret import deepdream
+
+    ebi, z, lt = _mock_clusters(n=4)
+    ebi = ebi + np.random.default_rng(3).uniform(0, 0.05, ebi.shape).astype(np.float32)
+    before = ebi.copy()
+    res = deepdream(tiny_ensemble, ebi, z, r500_pix=np.full(4, 10.0), n_iter=2,
+                    max_change=0.5)
+    m = res["log10_mass"]
+    assert m.shape == (3, 4)
+    assert np.all(m[1] >= m[0] - 1e-6) and np.all(m[2] >= m[1] - 1e-6)  # gradient ascent
+    assert np.all(res["images"] >= 0) and np.all(res["images"] <= 36)
+    change = np.abs(res["images"].astype(float) - before).max(axis=(1, 2, 3))
+    assert np.all(change <= 2 * 0.5 + 1e-5)  # at most max_change per iteration
+    assert res["delta_over_n"].shape == (2, 4, len(res["radial_edges"]) - 1)
+    assert np.array_equal(ebi, before)

@@ -28,7 +28,8 @@ from astropy.table import QTable
 
 __all__ = ["load_ensemble", "member_disagreement", "extreme_disagreement",
            "disagreement_figure", "gradient_maps", "mask_disc", "background_level",
-           "core_masking_test", "DEFAULT_CORE_RADIUS_PIX", "DEFAULT_BACKGROUND_INNER"]
+           "core_masking_test", "deepdream", "DEFAULT_CORE_RADIUS_PIX",
+           "DEFAULT_BACKGROUND_INNER"]
 
 #: Default radius of the masked core [pixels of the 50 x 50 EBI = 24" each]: 2 pixels
 #: (48") is about the eFEDS PSF half-energy width (26-30") plus a pixel, and 0.1-0.3
@@ -258,6 +259,82 @@ def gradient_maps(ensemble, ebi, z, log10_true, mass_bins=(13.0, 13.5, 14.0, 14.
         result["radial_profile_x_input"] = profx
         result["radial_n"] = prof_n.astype(int)
     return result
+
+
+def deepdream(ensemble, ebi, z, r500_pix, n_iter=2, max_change=1.0, clip=36.0,
+              radial_edges=(0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0), batch_size=64):
+    """Seed 004's DeepDream-style iteration: add the gradient to the image, repeat.
+
+    Every iteration adds ``eta * gradient`` of the ensemble mean log10 M to each image,
+    with ``eta`` chosen per cluster so that the largest change of any pixel is
+    ``max_change`` counts, then clips the counts to [0, ``clip``] (the physical
+    constraint of seed 004; the EBIs are smoothed, so counts are not rounded). The
+    fractional change of the counts, sum(Delta N) / sum(N) in annuli of R / R500c, says
+    where the network adds photons to make a cluster look more massive (seed 004 Fig. 6).
+
+    Parameters
+    ----------
+    ensemble : `astro_clustermass.cnn.ensemble.Ensemble`
+    ebi : array (N, ny, nx, nbands); z : array (N,)
+    r500_pix : array (N,)
+        R500c of every cluster [EBI pixels].
+    n_iter : int
+    max_change : float
+        Largest change of a pixel per iteration [counts].
+    clip : float or None
+        Upper limit of the counts (the EBI clipping, 36).
+
+    Returns
+    -------
+    dict
+        ``log10_mass`` (n_iter + 1, N): the ensemble mean after each iteration [dex];
+        ``delta_over_n`` (n_iter, N, len(radial_edges) - 1): cumulative sum(Delta N) /
+        sum(N) of the original image per annulus (NaN where an annulus holds no pixel or
+        no counts); ``radial_edges``; ``images`` (N, ny, nx, nbands), the final images.
+    """
+    import torch
+
+    x0 = np.asarray(ebi, dtype=float)
+    n, ny, nx, nb = x0.shape
+    z = np.asarray(z, float)
+    r500 = np.broadcast_to(np.asarray(r500_pix, float), (n,))
+    redges = np.asarray(radial_edges, float)
+    nr = len(redges) - 1
+    dtype = next(ensemble.models[0].parameters()).dtype
+    device = next(ensemble.models[0].parameters()).device
+    yy, xx = np.indices((ny, nx))
+    rpix = np.hypot(yy - (ny - 1) / 2, xx - (nx - 1) / 2)
+    x = x0.copy()
+    masses = np.zeros((n_iter + 1, n))
+    frac = np.full((n_iter, n, nr), np.nan)
+    for it in range(n_iter + 1):
+        for s in range(0, n, batch_size):
+            cnt = torch.tensor(x[s:s + batch_size], dtype=dtype, device=device,
+                               requires_grad=it < n_iter)
+            zz = torch.tensor(z[s:s + batch_size], dtype=dtype, device=device)
+            mean = _ensemble_mean_dex(ensemble, cnt, zz)
+            masses[it, s:s + batch_size] = mean.detach().cpu().numpy()
+            if it == n_iter:
+                continue
+            (g,) = torch.autograd.grad(mean.sum(), cnt)
+            g = g.detach().cpu().numpy().astype(float)
+            gmax = np.abs(g).reshape(len(g), -1).max(axis=1)
+            eta = np.where(gmax > 0, max_change / np.where(gmax > 0, gmax, 1.0), 0.0)
+            upd = x[s:s + batch_size] + eta[:, None, None, None] * g
+            x[s:s + batch_size] = np.clip(upd, 0.0, clip if clip is not None else None)
+        if it == n_iter:
+            break
+        dn = (x - x0).sum(axis=-1)
+        n0 = x0.sum(axis=-1)
+        for i in range(n):
+            k = np.digitize((rpix / r500[i]).ravel(), redges) - 1
+            ok = (k >= 0) & (k < nr)
+            num = np.bincount(k[ok], weights=dn[i].ravel()[ok], minlength=nr)
+            den = np.bincount(k[ok], weights=n0[i].ravel()[ok], minlength=nr)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                frac[it, i] = np.where(den > 0, num / den, np.nan)
+    return {"log10_mass": masses, "delta_over_n": frac, "radial_edges": redges,
+            "images": x.astype(np.float32)}
 
 
 # -- core masking ---------------------------------------------------------------------

@@ -14,7 +14,8 @@ from .metrics import coverage_curve
 
 __all__ = ["estimator_colors", "plot_pred_vs_true", "plot_residual_histograms",
            "plot_binned_metrics", "plot_calibration", "plot_mass_redshift",
-           "plot_band_images", "plot_gradient_maps", "figure_to_png"]
+           "plot_band_images", "plot_gradient_maps", "plot_deepdream_profiles",
+           "figure_to_png"]
 
 LOG_TRUE = r"true $\log_{10}(M_{500c}/M_\odot)$ [dex]"
 LOG_EST = r"estimated $\log_{10}(M_{500c}/M_\odot)$ [dex]"
@@ -380,4 +381,31 @@ def plot_gradient_maps(result, pixel_arcsec=24.0, band_edges_keV=None):
                 tw3.set_ylabel("gradient x input per pixel [dex]", color="C1")
     fig.suptitle("Where the CNN ensemble looks: gradient of the predicted log10 M500c with "
                  "respect to the input counts, averaged over clusters", fontsize=10)
+    return fig
+
+
+def plot_deepdream_profiles(result):
+    """Fractional change of the counts per annulus of R/R500c after each DeepDream-style
+    iteration (see `astro_clustermass.evaluation.interpret.deepdream`; seed 004 Fig. 6):
+    the median over clusters with the 16-84th percentile band."""
+    frac = np.asarray(result["delta_over_n"], float)      # (n_iter, N, nr)
+    edges = np.asarray(result["radial_edges"], float)
+    masses = np.asarray(result["log10_mass"], float)
+    fig = _figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    rc = 0.5 * (edges[:-1] + edges[1:])
+    for it in range(frac.shape[0]):
+        with np.errstate(invalid="ignore"):
+            med = np.nanmedian(frac[it], axis=0)
+            lo, hi = np.nanpercentile(frac[it], [16, 84], axis=0)
+        dm = np.nanmean(masses[it + 1] - masses[0])
+        ax.plot(rc, med, "o-", color=f"C{it}",
+                label=f"iteration {it + 1}: mean mass +{dm:.3f} dex")
+        ax.fill_between(rc, lo, hi, color=f"C{it}", alpha=0.2)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlabel(r"$R/R_{500c}$")
+    ax.set_ylabel(r"$\Delta N / N$ (all bands)")
+    ax.legend(fontsize=7)
+    ax.set_title(f"DeepDream-style iterations ({frac.shape[1]} clusters): where photons are "
+                 "added", fontsize=9)
     return fig
