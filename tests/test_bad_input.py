@@ -721,3 +721,16 @@ def test_empty_and_missing_files_through_cli(tmp_path, capsys):
     assert len(QTable.read(tmp_path / "z_out.fits")) == 0
     CASES["fits-cli"] += 2
 
+
+
+def test_time_limit_with_spawned_children(bad_plugins):
+    """The guard also works when the child is spawned (estimator and table pickled)."""
+    from astro_clustermass.parallel import add_mass_columns_guarded
+
+    table = QTable({"z": [0.1, 0.5], "T": [2.0, 5.0] * u.keV})
+    out = add_mass_columns_guarded(table, estimators=["bad-hang", ToyTemperature()],
+                                   timeout=8, mp_context="spawn")
+    assert out["M500c_bad-hang"].mask.all() and "8 s" in out["M500c_bad-hang_flag"][0]
+    np.testing.assert_allclose(out["log10M500c_toy-t"].value, [14.5 + 1.7 * np.log10(0.4),
+                                                                14.5])
+    CASES["plugins"] += 1
