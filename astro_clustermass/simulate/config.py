@@ -44,8 +44,11 @@ class SimConfig:
     lx_mpivot: float = 2e14
     lx_slope: float = 1.62
     lx_ez_power: float = 7.0 / 3.0
-    lx_mass_bias: float = 1.0        # M_X / M_true fed to the relation (1 = none)
     lx_scatter_dex: float = 0.20     # seed 000 sect. 4 (Comparat et al. 2020 Fig. 6)
+    # hydrostatic mass bias: Pratt et al. and Arnaud et al. masses are X-ray (HSE-based,
+    # M_Y via Arnaud et al. 2010); true masses are larger: M_X = (1 - b) M_true, 1-b = 0.8
+    # (the Planck 2016 reference value). Applied to both relations.
+    hse_bias: float = 0.8
     # -- T - M - z: Arnaud et al. (2005), h(z) M500 = 10^14.58 (T / 5 keV)^1.71 h70^-1 Msun
     t_log10_norm: float = 14.58
     t_slope: float = 1.71
@@ -97,15 +100,14 @@ class SimConfig:
     tstop: float = 626770000.0
     # -- detection -----------------------------------------------------------------------
     det_scales: tuple = (2.5, 7.0, 18.0)  # Gaussian smoothing sigmas [pixels]
-    det_cand_like: tuple = (4.0, 4.0, 4.0)  # candidate thresholds (-ln P) per scale
+    det_cand_like: tuple = (4.5, 5.0, 5.0)  # candidate thresholds (-ln P) per scale
     det_fit_radius: float = 300.0    # arcsec
     det_like_min: float = 4.0        # detections kept in the output
-    det_mask_radius: float = 40.0    # arcsec masked around other point-like candidates
-    ext_grid: tuple = (2.0, 300.0, 28)  # extended-model core radius grid: min, max, n [arcsec]
+    ext_grid: tuple = (2.0, 300.0, 20)  # extended-model core radius grid: min, max, n [arcsec]
     # -- stamps ---------------------------------------------------------------------------
     stamp_size: float = 1400.0       # arcsec (side)
     stamp_keep_radius: float = 100.0  # detections kept within this of the stamp centre
-    stamp_min_counts: float = 5.0    # central halos need >= this many expected counts
+    stamp_min_counts: float = 15.0   # central halos need >= this many expected counts
     stamp_neighbour_min_counts: float = 0.05
     chunk_size: int = 400
 

@@ -35,11 +35,16 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    in eSASS; ML_RATE_ERR from the curvature of the likelihood; ML_BKG = background
    counts per arcmin^2 at the position.
 5. **Clean-up.** A weaker detection within 15" of a stronger one, or an extended one
-   inside 0.7 EXT of a stronger extended one, is dropped (eSASS fits neighbours
-   simultaneously instead).
+   within max(2 EXT, 40", r_b, 1.5 EXT') of a stronger extended one (EXT' its own
+   extent) is dropped, where r_b is the
+   radius out to which the stronger source's fitted model is brighter than the
+   background (this merges the outskirts of bright cool-core clusters, which a single
+   beta = 2/3 model leaves as residual, back into the cluster).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from scipy import ndimage
@@ -114,7 +119,7 @@ def _circle_overlap(d, r1, r2):
     return out
 
 
-def _fit_counts(n, b, f, iters=40):
+def _fit_counts(n, b, f, iters=30):
     """Maximise sum n ln(b + S f) - (b + S f) over S >= 0, vectorised.
 
     n, b : (..., nbins); f : (..., nbins) source template (fraction of total counts per bin).
@@ -129,7 +134,11 @@ def _fit_counts(n, b, f, iters=40):
         h = (n * f ** 2 / mu ** 2).sum(-1)
         step = g / np.maximum(h, 1e-12)
         s_new = s + step
-        s = np.where(s_new < 0, 0.5 * s, s_new)
+        s_new = np.where(s_new < 0, 0.5 * s, s_new)
+        done = np.all(np.abs(s_new - s) < 1e-3 * (1.0 + s))
+        s = s_new
+        if done:
+            break
     mu = np.maximum(b + s[..., None] * f, 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
         ll = (np.where(n > 0, n * np.log(mu / np.maximum(b, 1e-12)), 0.0) - s[..., None] * f).sum(-1)
@@ -148,8 +157,8 @@ def _background_map(img, expo, config):
     b0 = r0 * expo
     mask = np.zeros(img.shape, bool)
     for s in (7.0, 18.0):
-        S = ndimage.gaussian_filter(img.astype(float), s, mode="constant")
-        B = ndimage.gaussian_filter(b0, s, mode="constant")
+        S = ndimage.gaussian_filter(img.astype(float), s, mode="constant", truncate=3.0)
+        B = b0          # the exposure map is smooth on these scales
         beam = 4 * np.pi * s * s
         excess = (S - B) * beam
         mask |= excess > 3.0 * np.sqrt(B * beam) + 2.0
@@ -273,9 +282,23 @@ def _radial_counts(pos, ptree, redges):
 
 
 _DEBUG = {}
-_NQ = 64
-_UQ = (np.arange(_NQ) + 0.5) / _NQ
-_RHO_Q = np.sqrt((1.0 - _UQ) ** -2 - 1.0)      # King (beta = 1.5) quantiles / core radius
+
+
+@functools.lru_cache(maxsize=1)
+def _king_offset_table(nq=512, n=240):
+    """F(r/a, d/a): fraction of a King (beta = 1.5, core a) source at distance d that falls
+    within radius r of a point; tabulated on log grids (average over ``nq`` equal-probability
+    source radii of the share of each circle inside the disk)."""
+    uq = (np.arange(nq) + 0.5) / nq
+    rho = np.sqrt((1.0 - uq) ** -2 - 1.0)
+    lx = np.linspace(np.log(1e-2), np.log(2e3), n)
+    ly = np.linspace(np.log(1e-2), np.log(2e3), n)
+    r = np.exp(lx)
+    tab = np.empty((n, n))
+    for j, dv in enumerate(np.exp(ly)):
+        cosv = (rho[None, :] ** 2 + dv ** 2 - r[:, None] ** 2) / (2 * rho[None, :] * dv)
+        tab[j] = (np.arccos(np.clip(cosv, -1, 1)) / np.pi).mean(1)
+    return lx, ly, tab
 
 
 def _neighbour_model(pos, src_pos, src_s, src_a, redges, exclude_self=True, allowed=None,
@@ -298,7 +321,7 @@ def _neighbour_model(pos, src_pos, src_s, src_a, redges, exclude_self=True, allo
     if not use.any() or n == 0:
         return out
     kidx = np.flatnonzero(use)
-    rmax = max_dist or (redges[-1] + 300.0)
+    rmax = max_dist or (redges[-1] + 150.0)
     i, k, d = _pairs(cKDTree(pos), cKDTree(src_pos[kidx]), rmax)
     k = kidx[k]
     ok = d > 15.0
@@ -307,17 +330,24 @@ def _neighbour_model(pos, src_pos, src_s, src_a, redges, exclude_self=True, allo
     i, k, d = i[ok], k[ok], d[ok]
     if i.size == 0:
         return out
-    out_flat = out
-    for lo in range(0, i.size, 4096):
-        ii, kk, dd = i[lo:lo + 4096], k[lo:lo + 4096], d[lo:lo + 4096]
-        rho = src_a[kk][:, None] * _RHO_Q[None, :]                   # (p, q)
-        r = redges[None, None, :]                                     # (1, 1, e)
-        cosv = (rho[:, :, None] ** 2 + dd[:, None, None] ** 2 - r ** 2) / \
-            (2 * rho[:, :, None] * dd[:, None, None])
-        frac = np.arccos(np.clip(cosv, -1.0, 1.0)) / np.pi            # (p, q, e)
-        cum = frac.mean(1)                                            # (p, e)
-        contrib = src_s[kk][:, None] * np.diff(cum, axis=1)
-        np.add.at(out_flat, ii, contrib)
+    lx, ly, tab = _king_offset_table()
+    a = src_a[k]
+    qy = np.clip(np.log(d / a), ly[0], ly[-1])
+    fy = (qy - ly[0]) / (ly[1] - ly[0])
+    iy = np.minimum(fy.astype(int), len(ly) - 2)
+    wy = (fy - iy)[:, None]
+    with np.errstate(divide="ignore"):
+        qx = np.log(redges[None, :] / a[:, None])
+    qx = np.clip(qx, lx[0], lx[-1])
+    fx = (qx - lx[0]) / (lx[1] - lx[0])
+    ix = np.minimum(fx.astype(int), len(lx) - 2)
+    wx = fx - ix
+    iyb = iy[:, None]
+    cum = ((1 - wy) * ((1 - wx) * tab[iyb, ix] + wx * tab[iyb, ix + 1])
+           + wy * ((1 - wx) * tab[iyb + 1, ix] + wx * tab[iyb + 1, ix + 1]))
+    cum[:, 0] = 0.0
+    contrib = src_s[k][:, None] * np.maximum(np.diff(cum, axis=1), 0.0)
+    np.add.at(out, i, contrib)
     return out
 
 
@@ -375,8 +405,8 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     # -- candidates (local maxima of the smoothed image, Poisson significance at peaks)
     cx, cy, cs, cl = [], [], [], []
     for si, (s, thr) in enumerate(zip(config.det_scales, config.det_cand_like)):
-        S = ndimage.gaussian_filter(img, s, mode="constant")
-        B = ndimage.gaussian_filter(bkg, s, mode="constant")
+        S = ndimage.gaussian_filter(img, s, mode="constant", truncate=3.0)
+        B = bkg         # smooth (block-interpolated background map)
         size = max(3, int(2 * s) | 1)
         peak = (S == ndimage.maximum_filter(S, size=size, mode="constant")) & (S > B) \
             & (expo > 0)
@@ -444,15 +474,27 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
 
     shape = (ncand,) + tmpl.shape
 
-    def fit(extra_pt, extra_ex):
-        # every model at both positions; each family keeps its better position
+    def fit(extra_pt, extra_ex, idx=None, prev=None):
+        # every model at both positions; each family keeps its better position.
+        # With ``idx``, only those candidates are refitted (others keep ``prev``).
+        if idx is not None:
+            sub = fit(extra_pt[idx], extra_ex[idx], None, None, _rows=idx)
+            out = {k: v.copy() for k, v in prev.items()}
+            for k in out:
+                out[k][idx] = sub[k]
+            return out
+        return fit_rows(extra_pt, extra_ex, np.arange(ncand))
+
+    def fit_rows(extra_pt, extra_ex, rows):
+        nr = len(rows)
+        shp = (nr,) + tmpl.shape
         res = []
-        for n_, b_ in ((n_pt, b_pt0 + extra_pt), (n_ex, b_ex0 + extra_ex)):
-            s_, ll_, fi_ = _fit_counts(np.broadcast_to(n_[:, None, :], shape),
-                                       np.broadcast_to(b_[:, None, :], shape),
-                                       np.broadcast_to(tmpl[None], shape))
+        for n_, b_ in ((n_pt[rows], b_pt0[rows] + extra_pt), (n_ex[rows], b_ex0[rows] + extra_ex)):
+            s_, ll_, fi_ = _fit_counts(np.broadcast_to(n_[:, None, :], shp),
+                                       np.broadcast_to(b_[:, None, :], shp),
+                                       np.broadcast_to(tmpl[None], shp))
             res.append((s_, ll_, fi_))
-        r = np.arange(ncand)
+        r = np.arange(nr)
         (s_a, ll_a, fi_a), (s_b, ll_b, fi_b) = res
         use_b_pt = ll_b[:, 0] > ll_a[:, 0]
         kb_a = np.argmax(ll_a[:, 1:], axis=1)
@@ -466,6 +508,13 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
                     ll_e=np.where(use_b_ex, ll_b[r, 1 + kb_b], ll_a[r, 1 + kb_a]),
                     fi_e=np.where(use_b_ex, fi_b[r, 1 + kb_b], fi_a[r, 1 + kb_a]),
                     ext_at_ext=use_b_ex, kb=kb)
+
+    _fit = fit
+
+    def fit(extra_pt, extra_ex, idx=None, prev=None, _rows=None):
+        if _rows is not None:
+            return fit_rows(extra_pt, extra_ex, _rows)
+        return _fit(extra_pt, extra_ex, idx, prev)
 
     def positions(f):
         p_pt = np.where(f["pt_at_ext"][:, None], pos_ext, pos_pt)
@@ -488,11 +537,30 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     # is refitted with all the others' current models in its background.
     f = fit(zero, zero)
     p_pt0, _ = positions(f)
+    # candidates refitted with neighbours: all, or (with ``roi``) those that can be
+    # reported (the others only serve as neighbours, with their isolated fits)
+    active = None
+    if roi is not None:
+        active = np.flatnonzero(np.asarray(roi(*np.where(
+            (f["ll_e"] > f["ll_pt"])[:, None], pos_ext, pos_pt).T), bool)
+            | np.asarray(roi(*pos_pt.T), bool))
+        if active.size == 0:
+            return _empty()
+    rank = np.empty(ncand, int)
+    rank[np.argsort(-np.maximum(f["ll_pt"], f["ll_e"]))] = np.arange(ncand)
     s_cur = np.where(f["ll_pt"] > 2.0, f["s_pt"], 0.0)
     p_cur, a_cur = p_pt0, np.full(ncand, rc_psf)
     for _pass in range(2):
-        f = fit(_neighbour_model(pos_pt, p_cur, s_cur, a_cur, redges),
-                _neighbour_model(pos_ext, p_cur, s_cur, a_cur, redges))
+        ext_cur = a_cur > rc_psf * 1.001
+
+        def allowed(i, k):
+            # weaker extended neighbours are not subtracted: near a stronger source
+            # they are mostly its fragments (outskirts, substructure)
+            return (rank[k] < rank[i]) | ~ext_cur[k]
+
+        f = fit(_neighbour_model(pos_pt, p_cur, s_cur, a_cur, redges, allowed=allowed),
+                _neighbour_model(pos_ext, p_cur, s_cur, a_cur, redges, allowed=allowed),
+                idx=active, prev=f)
         p_cur, s_cur, a_cur, _ = models(f)
 
     ll_pt, ll_e = f["ll_pt"], f["ll_e"]
@@ -525,17 +593,26 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     return out
 
 
-def _dedupe(det):
+def _dedupe(det, bkg_dens=None):
+    """Drop duplicates: see module docstring (clean-up)."""
     n = len(det["x"])
     if n < 2:
         return det
+    # radius out to which an extended source outshines the background
+    s = det["ML_CTS"]
+    a = np.maximum(det["EXT"], 1.0) + 8.08
+    b = np.maximum(det["ML_BKG"] / 3600.0, 1e-6)
+    peak = s / (2 * np.pi * a ** 2 * b)
+    r_bright = np.where((det["EXT"] > 0) & (peak > 1), a * np.sqrt(np.maximum(peak, 1) ** (2 / 3) - 1), 0)
+    r_merge = np.where(det["EXT"] > 0, np.maximum(np.maximum(2.0 * det["EXT"], 40.0), r_bright), 15.0)
     order = np.argsort(-det["DET_LIKE"])
     keep = []
     for i in order:
         ok = True
         for k in keep:
             d = np.hypot(det["x"][i] - det["x"][k], det["y"][i] - det["y"][k])
-            if d < 15.0 or (det["EXT"][i] > 0 and det["EXT"][k] > 0 and d < 0.7 * det["EXT"][k]):
+            if d < 15.0 or (det["EXT"][i] > 0 and det["EXT"][k] > 0
+                            and d < max(r_merge[k], 1.5 * det["EXT"][i])):
                 ok = False
                 break
         if ok:

@@ -9,6 +9,9 @@ Relations (all masses h-free Msun; E(z) of the seed-000 cosmology):
   normalisations, and from h70 units to the simulation's h = 0.6774. Deliberately *not*
   the Chiu et al. (2022) eFEDS relation that the package's L_X estimator uses (the two
   agree to ~10% at 2e14 Msun, z = 0.35, but differ in slope and evolution).
+  Pratt's masses are X-ray (hydrostatic-calibrated) masses; the simulation's are true
+  masses, so both relations are evaluated at M_X = (1 - b) M500c with 1 - b = 0.8
+  (``hse_bias``; Planck Collaboration 2016, XXIV).
   Log-normal scatter 0.20 dex (the seed's simulation, Comparat et al. 2020 Fig. 6).
 - T: Arnaud et al. (2005), h(z) M500 = 10^14.58 (T / 5 keV)^1.71 h70^-1 Msun, inverted,
   log-normal scatter 0.07 dex; the L and T residuals are correlated (rho = 0.5, an
@@ -45,7 +48,7 @@ def lx_mean(m500c, z, config):
     ez = config.cosmology.efunc(z)
     mpiv = config.lx_mpivot / h70                 # h70^-1 Msun -> Msun
     norm = config.lx_norm / h70 ** 2              # h70^-2 erg/s -> erg/s
-    m = np.asarray(m500c) * config.lx_mass_bias
+    m = np.asarray(m500c) * config.hse_bias
     return norm * (m / mpiv) ** config.lx_slope * ez ** config.lx_ez_power
 
 
@@ -54,7 +57,7 @@ def t_mean(m500c, z, config):
     h70 = _h70(config)
     ez = config.cosmology.efunc(z)
     a = 10 ** config.t_log10_norm / h70
-    return 5.0 * (np.asarray(m500c) * ez / a) ** (1.0 / config.t_slope)
+    return 5.0 * (np.asarray(m500c) * config.hse_bias * ez / a) ** (1.0 / config.t_slope)
 
 
 def draw_properties(rng, m500c, z, config):

@@ -103,7 +103,7 @@ def generate_field_sky(area_deg2, seed, config=DEFAULT_CONFIG, center=(136.0, 1.
             "box": (ra_range, dec_range), "timing": timing, "center": center}
 
 
-def _tiles(ra_range, dec_range, size_deg=1.0):
+def _tiles(ra_range, dec_range, size_deg=1.5):
     dec_c = 0.5 * sum(dec_range)
     nra = max(1, int(np.ceil((ra_range[1] - ra_range[0]) * np.cos(np.radians(dec_c)) / size_deg)))
     ndec = max(1, int(np.ceil((dec_range[1] - dec_range[0]) / size_deg)))
@@ -120,7 +120,7 @@ def detect_field(sky, config=DEFAULT_CONFIG, progress=True):
     ev = sky["events"]
     expo = sky["exposure"]
     vign = survey.band_vignetting(config)
-    margin = config.det_fit_radius + 120.0
+    margin = config.det_fit_radius + 30.0
     order = np.argsort(ev["DEC"])
     dec_sorted = ev["DEC"][order]
     out = []
@@ -218,7 +218,7 @@ def simulate_field(outdir, area=140.0, seed=0, config=DEFAULT_CONFIG, progress=T
 
     tree = cKDTree(unit_vectors(ev["RA"], ev["DEC"]))
     match = match_detections(det["RA"], det["DEC"], det["EXT"], ev["RA"], ev["DEC"],
-                             ev["SRC_ID"], tree=tree)
+                             ev["SRC_ID"], tree=tree, det_like=det["DET_LIKE"])
     t3 = time.perf_counter()
     truth = _truth_table(sky["truth"])
     dtab = _det_table(det, match)

@@ -1,10 +1,13 @@
 """eROSITA (eFEDS) instrument model: effective area, vignetting, PSF, energy resolution, exposure.
 
 - Effective area: the shipped eFEDS ARF. Its SPECRESP includes the survey-averaged
-  vignetting (CORRVIGN) and the PSF-loss correction of the extraction region (CORRPSF).
-  On-axis area = SPECRESP / (CORRVIGN x CORRPSF); the *survey* area a source sees,
-  averaged over the scans that cross it, is on-axis x CORRVIGN(E) (energy dependent,
-  0.53 at 1 keV). The full PSF is then applied by the simulator's own PSF.
+  vignetting and the PSF-loss correction of the extraction region; CORRCOMB is the
+  exposure-weighted average of their product (it is larger than CORRVIGN x CORRPSF by
+  ~11%, because off-axis scans have both lower vignetting and a broader PSF), so the
+  on-axis area is SPECRESP / CORRCOMB (the convention of `astro_clustermass.spectra` and
+  the ECF tables). The *survey* area a source sees, averaged over the scans that cross
+  it, is on-axis x CORRVIGN(E) (energy dependent, 0.53 at 1 keV); the full PSF is then
+  applied by the simulator's own PSF.
 - PSF: a King profile, S(r) ~ (1 + r^2/r_c^2)^-beta with beta = 1.5 and r_c chosen for
   the configured half-energy width (28" -> r_c = 8.08"), the same everywhere (survey
   average). With beta = 1.5 the profile is the 2-D Poisson kernel, so its convolution
@@ -47,8 +50,8 @@ def arf(path=ARF_FILE):
         e_hi = np.array(d["ENERG_HI"], float)
         spec = np.array(d["SPECRESP"], float)
         vign = np.array(d["CORRVIGN"], float)
-        psf = np.array(d["CORRPSF"], float)
-    onaxis = spec / (vign * psf)
+        comb = np.array(d["CORRCOMB"], float)
+    onaxis = spec / comb
     out = {"e_lo": e_lo, "e_hi": e_hi, "e_mid": 0.5 * (e_lo + e_hi), "onaxis": onaxis,
            "survey": onaxis * vign, "vign": vign, "exposure": float(hdr.get("EXPOSURE", 0.0))}
     for v in out.values():

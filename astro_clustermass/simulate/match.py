@@ -6,7 +6,7 @@ of its position by origin:
 
 - ``MATCH_TYPE = 'cluster'``: the halo contributing most photons gives at least 3 and
   at least as many as the brightest AGN there; ``HALO_ID`` is that halo. If several
-  detections match one halo, the one with most of its photons keeps ``'cluster'`` and
+  detections match one halo, the one with the highest DET_LIKE keeps ``'cluster'`` and
   ``MATCHED = True``; the others become ``'cluster-fragment'``.
 - ``'agn'``: otherwise, when an AGN contributes at least 3 photons (``AGN_ID``).
 - ``'spurious'``: neither (a background fluctuation).
@@ -29,7 +29,8 @@ def unit_vectors(ra, dec):
     return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
 
 
-def match_detections(det_ra, det_dec, det_ext, ev_ra, ev_dec, ev_src, tree=None, min_phot=3):
+def match_detections(det_ra, det_dec, det_ext, ev_ra, ev_dec, ev_src, tree=None, min_phot=3,
+                     det_like=None):
     """Match detections to sources (see module docstring).
 
     Returns
@@ -40,7 +41,7 @@ def match_detections(det_ra, det_dec, det_ext, ev_ra, ev_dec, ev_src, tree=None,
     from scipy.spatial import cKDTree
 
     n = len(det_ra)
-    out = {"MATCH_TYPE": np.full(n, "spurious", dtype="U16"), "MATCHED": np.zeros(n, bool),
+    out = {"MATCH_TYPE": np.full(n, "spurious", dtype="U20"), "MATCHED": np.zeros(n, bool),
            "HALO_ID": np.zeros(n, np.int64), "AGN_ID": np.zeros(n, np.int64),
            "MATCH_NPHOT": np.zeros(n, np.int32), "MATCH_PURITY": np.zeros(n)}
     if n == 0 or len(ev_ra) == 0:
@@ -74,7 +75,9 @@ def match_detections(det_ra, det_dec, det_ext, ev_ra, ev_dec, ev_src, tree=None,
     # one detection per halo
     cl = np.flatnonzero(out["MATCH_TYPE"] == "cluster")
     if cl.size:
-        order = cl[np.lexsort((-np.asarray(out["MATCH_NPHOT"])[cl], out["HALO_ID"][cl]))]
+        prio = np.asarray(det_like, float)[cl] if det_like is not None else \
+            np.asarray(out["MATCH_NPHOT"], float)[cl]
+        order = cl[np.lexsort((-prio, out["HALO_ID"][cl]))]
         first = np.ones(order.size, bool)
         first[1:] = out["HALO_ID"][order][1:] != out["HALO_ID"][order][:-1]
         out["MATCH_TYPE"][order[~first]] = "cluster-fragment"

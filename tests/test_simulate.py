@@ -1,0 +1,278 @@
+"""Tests of the mock eFEDS sky (astro_clustermass.simulate). Small sizes: seconds."""
+
+import argparse
+import os
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from scipy.special import gammaincc
+
+from astro_clustermass.simulate import (SimConfig, read_realisation, simulate_field,
+                                        simulate_stamps)
+from astro_clustermass.simulate import agn, detect, emission, halos, instrument, spectra, survey
+
+CFG = SimConfig()
+
+
+# -- physics pieces ------------------------------------------------------------------------
+def test_r500_from_critical_density():
+    m = 1e14
+    r = halos.r500c_kpc(m, 0.0, CFG)
+    rho_c = CFG.cosmology.critical_density0.to_value(u.Msun / u.kpc ** 3)
+    assert np.isclose(4 / 3 * np.pi * r ** 3 * 500 * rho_c, m, rtol=1e-10)
+    # a 1e14 Msun halo today has R500c of roughly 0.7 Mpc
+    assert 600 < r < 800
+
+
+def test_halo_counts_follow_mass_function():
+    rng = np.random.default_rng(1)
+    lam = halos.expected_number(CFG, 2.0)
+    lm, z = halos.sample_halos(rng, CFG, 2.0)
+    assert abs(lm.size - lam) < 5 * np.sqrt(lam)
+    assert lm.min() >= CFG.log10_mmin - 0.01 and z.min() >= CFG.zmin - 0.01
+    assert z.max() <= CFG.zmax + 0.01
+    # steep mass function: far more low-mass than high-mass halos
+    assert (lm < 13.5).sum() > 5 * (lm > 14).sum()
+
+
+def test_relations_scatter_and_correlation():
+    rng = np.random.default_rng(2)
+    n = 20000
+    m = np.full(n, 2e14)
+    z = np.full(n, 0.3)
+    p = emission.draw_properties(rng, m, z, CFG)
+    dl = np.log10(p["LX"] / emission.lx_mean(m, z, CFG))
+    dt = np.log10(p["T"] / emission.t_mean(m, z, CFG))
+    assert np.isclose(dl.std(), CFG.lx_scatter_dex, rtol=0.05)
+    assert np.isclose(dt.std(), CFG.t_scatter_dex, rtol=0.05)
+    assert np.isclose(np.corrcoef(dl, dt)[0, 1], CFG.lt_correlation, atol=0.05)
+    # no shape parameter is a noiseless function of mass
+    for key in ("rc", "beta", "b_to_a", "Xoff", "f_cc"):
+        assert np.std(p[key]) > 0.01, key
+    assert 0.3 < p["cool_core"].mean() < 0.5
+    # cool cores are over-luminous at fixed mass
+    assert dl[p["cool_core"]].mean() > dl[~p["cool_core"]].mean() + 0.05
+
+
+def test_lx_relation_pivot_and_temperature():
+    # Pratt et al. 2009 at the pivot (h70 units, with the hydrostatic bias undone)
+    h70 = CFG.H0 / 70
+    m = 2e14 / h70 / CFG.hse_bias
+    lx = emission.lx_mean(m, 0.0, CFG)
+    assert np.isclose(lx, 0.83e44 * 1.77 / 2.86 / h70 ** 2, rtol=1e-6)
+    # Arnaud et al. 2005: M = 10^14.58 (T / 5)^1.71 h70^-1 at z = 0
+    t = emission.t_mean(10 ** 14.58 / h70 / CFG.hse_bias, 0.0, CFG)
+    assert np.isclose(t, 5.0, rtol=1e-6)
+
+
+def test_beta_profile_sampling_matches_cdf():
+    rng = np.random.default_rng(3)
+    props = {"beta": np.array([0.7]), "rc": np.array([0.2]), "rc_cc": np.array([0.03]),
+             "f_cc": np.array([0.0]), "b_to_a": np.array([1.0]), "pa": np.array([0.0]),
+             "Xoff": np.array([0.0]), "xoff_pa": np.array([0.0])}
+    dx, dy, _ = emission.sample_cluster_offsets(rng, np.array([40000]), props, np.array([1.0]),
+                                                CFG)
+    r = np.hypot(dx, dy)
+    for x in (0.1, 0.3, 1.0):
+        assert np.isclose((r < x).mean(), emission.beta_cdf(x, 0.2, 0.7, CFG.r_trunc), atol=0.01)
+    assert r.max() <= CFG.r_trunc
+
+
+def test_arf_onaxis_and_survey_area():
+    a = instrument.arf()
+    with fits.open(instrument.ARF_FILE) as h:
+        d = h["SPECRESP"].data
+        np.testing.assert_allclose(a["onaxis"], d["SPECRESP"] / d["CORRCOMB"], rtol=1e-5)
+    i = np.argmin(abs(a["e_mid"] - 1.0))
+    assert 0.45 < a["survey"][i] / a["onaxis"][i] < 0.6   # survey-averaged vignetting
+
+
+def test_background_level_from_real_spectrum():
+    bs = spectra.background_spectrum()
+    # 1326 counts in 0.5-2 keV, 1692 s, BACKSCAL 0.106 deg^2 (DESIGN: ~2.0e-3)
+    assert np.isclose(bs["rate_per_arcmin2"](0.5, 2.0), 2.05e-3, rtol=0.03)
+    assert survey.background_rate(CFG) < bs["rate_per_arcmin2"](0.2, 2.3)
+
+
+def test_psf_half_energy_width():
+    rng = np.random.default_rng(4)
+    dx, dy = instrument.sample_psf_offsets(rng, 100000, CFG)
+    hew = 2 * np.median(np.hypot(dx, dy))
+    assert np.isclose(hew, CFG.psf_hew, rtol=0.02)
+
+
+def test_photon_counts_per_flux():
+    """Photons drawn for AGN of known flux match the ARF-folded expectation."""
+    rng = np.random.default_rng(5)
+    n = 400
+    ag = survey.make_agn(rng, n, CFG)
+    ag["FLUX"] = np.full(n, 1e-13)
+    tab = spectra._agn_tables(CFG)
+    for k, kind in (("rate_survey", "survey"), ("rate_draw", "draw")):
+        ag[k] = ag["FLUX"] * tab.counts_per_flux(ag["GAMMA"], ag["LOGNH"], kind)
+    texp = np.full(n, 2000.0)
+    _, _, e, src = survey.agn_photons(rng, ag, texp, CFG)
+    expected = (ag["rate_survey"] * texp).sum()
+    assert abs(src.size - expected) < 4 * np.sqrt(expected)
+    assert e.min() >= CFG.emin and e.max() < CFG.emax
+
+
+def test_moretti_counts():
+    # Moretti et al. 2003 at S = 2e-15: about 500 per deg^2 (0.5-2 keV)
+    assert 400 < agn.n_greater(2e-15) < 600
+    rng = np.random.default_rng(6)
+    s = agn.sample_fluxes(rng, CFG, 20000)
+    frac = (s > 1e-15).mean()
+    expect = (agn.n_greater(1e-15) - agn.n_greater(CFG.agn_smax)) / \
+        (agn.n_greater(CFG.agn_smin) - agn.n_greater(CFG.agn_smax))
+    assert np.isclose(frac, expect, atol=0.01)
+
+
+# -- detection ---------------------------------------------------------------------------
+def test_det_like_convention():
+    dc = np.array([10.0, 40.0, 2000.0])
+    np.testing.assert_allclose(detect.det_like_from_dc(dc[:2], 3), -np.log(gammaincc(1.5, dc[:2] / 2)),
+                               rtol=1e-8)
+    big = detect.det_like_from_dc(dc[2:], 3)[0]
+    assert np.isfinite(big) and 990 < big < 1000
+    assert detect.det_like_from_dc(np.array([-1.0]), 3)[0] == 0
+
+
+def _patch(rng, half, bkg_per_arcmin2=6.0):
+    n = rng.poisson(bkg_per_arcmin2 / 3600 * (2 * half) ** 2)
+    return rng.uniform(-half, half, n), rng.uniform(-half, half, n)
+
+
+def _flat(x, y):
+    return np.full(np.shape(x), 2200.0)
+
+
+def test_detect_point_source_and_background():
+    rng = np.random.default_rng(7)
+    half = 700.0
+    x, y = _patch(rng, half)
+    px, py = instrument.sample_psf_offsets(rng, 80, CFG)
+    det = detect.detect_patch(np.r_[x, px + 100], np.r_[y, py - 50], half, _flat, CFG, 0.53)
+    i = np.argmax(det["DET_LIKE"])
+    assert np.hypot(det["x"][i] - 100, det["y"][i] + 50) < 5
+    assert det["EXT_LIKE"][i] < 6 and det["DET_LIKE"][i] > 50
+    assert abs(det["ML_CTS"][i] - 80) < 3 * det["ML_CTS_ERR"][i] + 5
+    assert np.isclose(det["ML_RATE"][i], det["ML_CTS"][i] / (2200 * 0.53), rtol=1e-4)
+    assert np.isclose(np.median(det["ML_BKG"]), 6.0, rtol=0.15)
+    # background alone gives no strong or extended detection
+    det0 = detect.detect_patch(x, y, half, _flat, CFG, 0.53)
+    assert not np.any((det0["EXT_LIKE"] > 6) & (det0["DET_LIKE"] > 5))
+    assert np.all(det0["DET_LIKE"] < 15)
+
+
+def test_detect_extended_source():
+    rng = np.random.default_rng(8)
+    half = 700.0
+    x, y = _patch(rng, half)
+    props = {"beta": np.array([2 / 3]), "rc": np.array([0.25]), "rc_cc": np.array([0.03]),
+             "f_cc": np.array([0.0]), "b_to_a": np.array([1.0]), "pa": np.array([0.0]),
+             "Xoff": np.array([0.0]), "xoff_pa": np.array([0.0])}
+    dx, dy, _ = emission.sample_cluster_offsets(rng, np.array([300]), props, np.array([160.0]),
+                                                CFG)
+    px, py = instrument.sample_psf_offsets(rng, dx.size, CFG)
+    det = detect.detect_patch(np.r_[x, dx + px], np.r_[y, dy + py], half, _flat, CFG, 0.53)
+    i = np.argmax(det["DET_LIKE"])
+    assert np.hypot(det["x"][i], det["y"][i]) < 20
+    assert det["EXT_LIKE"][i] > 6
+    assert 15 < det["EXT"][i] < 120          # true core radius 40"
+
+
+# -- end to end ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def field_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("field")
+    return simulate_field(str(d), area=0.5, seed=11, progress=False)
+
+
+def test_field_outputs(field_run):
+    r = field_run
+    assert r.manifest["mode"] == "field" and r.manifest["seed"] == 11
+    with fits.open(os.path.join(r.outdir, "events.fits")) as h:
+        ev = h["EVENTS"]
+        assert ev.header["TELESCOP"] == "eROSITA"
+        for col in ("RA", "DEC", "PI", "TIME", "X", "Y"):
+            assert col in ev.columns.names
+        assert ev.columns["PI"].unit == "eV"
+        pi = ev.data["PI"]
+        assert pi.min() >= 200 and pi.max() < 2300
+    ev = r.events
+    area_arcmin2 = 0.5 * 3600
+    bkg = (ev["SRC_ID"] == 0).sum() / area_arcmin2
+    assert 3 < bkg < 8          # counts / arcmin^2 at ~2.2 ks (tapering edges lower it)
+    det = r.detections
+    assert det["ML_RATE"].unit == u.ct / u.s and det["ML_BKG"].unit == u.arcmin ** -2
+    assert det["EXT"].unit == u.arcsec and det["ML_EXP"].unit == u.s
+    assert set(np.unique(det["MATCH_TYPE"])) <= {"cluster", "cluster-fragment", "agn", "spurious"}
+    m = det["MATCHED"]
+    assert m.any()
+    assert np.all(np.isfinite(det["M500c"][m].value)) and np.all(det["z"].mask[~m])
+    # one matched detection per halo, and it carries that halo's truth
+    t = r.truth
+    ids = np.asarray(det["HALO_ID"][m])
+    assert len(set(ids)) == ids.size
+    row = {h: i for i, h in enumerate(np.asarray(t["HALO_ID"]))}
+    for j in np.flatnonzero(m)[:5]:
+        assert det["M500c"][j] == t["M500c"][row[int(det["HALO_ID"][j])]]
+    assert t["M500c"].unit == u.Msun and "b_to_a_500c" in t.colnames and "Xoff" in t.colnames
+
+
+def test_field_reproducible_and_resumable(tmp_path, field_run):
+    r2 = simulate_field(str(tmp_path), area=0.5, seed=11, progress=False)
+    np.testing.assert_array_equal(np.asarray(r2.detections["DET_LIKE"]),
+                                  np.asarray(field_run.detections["DET_LIKE"]))
+    mtime = os.path.getmtime(tmp_path / "detections.fits")
+    simulate_field(str(tmp_path), area=0.5, seed=11, progress=False)   # finished: not redone
+    assert os.path.getmtime(tmp_path / "detections.fits") == mtime
+
+
+def test_stamps_chunks_resume_and_reproducibility(tmp_path):
+    cfg = SimConfig(chunk_size=4)
+    a = tmp_path / "a"
+    r = simulate_stamps(str(a), area=0.2, seed=5, config=cfg, progress=False, keep_events="all")
+    n = r.manifest["n_stamps"]
+    assert n >= 4 and r.manifest["status"] == "done"
+    assert r.truth["central"].sum() == n
+    det = r.detections
+    # matched detections belong to the stamp's central halo and lie near the centre
+    m = np.asarray(det["MATCHED"])
+    assert np.all(np.asarray(det["central"][m]))
+    # a second directory doing only the second chunk gets identical results for it
+    b = tmp_path / "b"
+    os.makedirs(b)
+    simulate_stamps(str(b), area=0.2, seed=5, config=cfg, progress=False, keep_events="all",
+                    max_chunks=2)
+    t1 = fits.getdata(a / "detections_c00001.fits", "DETECTIONS")
+    t2 = fits.getdata(b / "detections_c00001.fits", "DETECTIONS")
+    np.testing.assert_array_equal(t1["DET_LIKE"], t2["DET_LIKE"])
+    # resume: finished chunks are not redone
+    mt = os.path.getmtime(a / "detections_c00000.fits")
+    simulate_stamps(str(a), area=0.2, seed=5, config=cfg, progress=False, keep_events="all")
+    assert os.path.getmtime(a / "detections_c00000.fits") == mt
+    # a different seed in the same directory is refused
+    with pytest.raises(ValueError):
+        simulate_stamps(str(a), area=0.2, seed=6, config=cfg, progress=False)
+    ev = r.events
+    assert {"RA", "DEC", "PI", "STAMP"} <= set(ev.colnames)
+
+
+def test_cli_arguments(tmp_path):
+    from astro_clustermass.simulate import cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    a = p.parse_args(["-o", str(tmp_path), "--mode", "stamps", "--n-halos", "10",
+                      "--set", "lx_scatter_dex=0.25", "--set", "det_scales=2,6,15"])
+    cfg = cli._config(a.set)
+    assert cfg.lx_scatter_dex == 0.25 and cfg.det_scales == (2.0, 6.0, 15.0)
+    with pytest.raises(SystemExit):
+        cli._config(["nonsense=1"])
+    a = p.parse_args(["-o", str(tmp_path), "--mode", "stamps"])
+    with pytest.raises(SystemExit):
+        cli.run(a)
