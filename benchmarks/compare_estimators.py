@@ -83,6 +83,8 @@ def main(argv=None):
                    help="core-masking radius [EBI pixels] (default: interpret's default)")
     p.add_argument("--gradient-max-per-bin", type=int, default=200,
                    help="clusters per mass bin for the gradient maps")
+    p.add_argument("--dream-step", type=float, default=0.25,
+                   help="DeepDream iterations: largest change of a pixel per step [counts]")
     p.add_argument("--no-interpret", action="store_true",
                    help="skip member disagreement, gradient maps and core masking")
     args = p.parse_args(argv)
@@ -216,7 +218,8 @@ def main(argv=None):
 
             pick = np.sort(np.random.default_rng(1).choice(
                 len(z), min(len(z), args.gradient_max_per_bin), replace=False))
-            dd = interpret.deepdream(ens, np.asarray(test.ebi[pick]), z[pick], r500[pick])
+            dd = interpret.deepdream(ens, np.asarray(test.ebi[pick]), z[pick], r500[pick],
+                                     max_change=args.dream_step)
             dfig = plot_deepdream_profiles(dd)
             figs.append(("DeepDream-style iterations: fractional change of the counts per "
                          "annulus of R/R500c (seed 004 Fig. 6).", dfig))
@@ -224,8 +227,9 @@ def main(argv=None):
             re_ = dd["radial_edges"]
             with np.errstate(invalid="ignore"):
                 med = np.nanmedian(dd["delta_over_n"], axis=1)
-            text += ("\n\nDeepDream-style iterations (seed 004; largest change 1 count per "
-                     f"pixel per iteration, {len(pick)} random test clusters): mean predicted "
+            text += ("\n\nDeepDream-style iterations (seed 004; largest change "
+                     f"{args.dream_step:g} counts per pixel per iteration, {len(pick)} random "
+                     "test clusters): mean predicted "
                      "mass raised by " + ", ".join(
                          f"{np.mean(dd['log10_mass'][k + 1] - dd['log10_mass'][0]):+.3f}"
                          for k in range(med.shape[0])) + " dex; median Delta N / N per "
