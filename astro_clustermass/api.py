@@ -116,8 +116,10 @@ def estimate_masses(table, estimators=None, column_map=None, on_error="mask"):
             if len(result) != len(table):
                 raise EstimatorError(
                     f"returned {len(result)} rows for a table of {len(table)} rows")
-        except (MissingColumnError, ColumnUnitError, TypeError):
+        except (MissingColumnError, ColumnUnitError):
             raise  # the caller's input is at fault: say so, always
+        # Anything else (a TypeError included: the table's type was checked above) is
+        # the estimator's failure, masked or raised with the estimator's name.
         except Exception as exc:
             if on_error == "raise":
                 raise EstimatorError(f"estimator {estimator.name!r} failed: {exc}") from exc

@@ -156,9 +156,11 @@ def find_column(table, name, column_map=None):
 def _as_canonical_quantity(table, colname, spec):
     """Column ``colname`` as a float Quantity in the spec's unit, NaN where masked."""
     col = table[colname]
-    if col.dtype.kind not in "biuf" and not isinstance(col, u.Quantity):
+    # Booleans and complex numbers are not physical values of any canonical column: a
+    # True redshift or a complex luminosity would otherwise be silently cast.
+    if col.dtype.kind not in "iuf":
         raise ColumnUnitError(
-            f"column {colname!r} ({spec.name}) holds {col.dtype} values, not numbers"
+            f"column {colname!r} ({spec.name}) holds {col.dtype} values, not real numbers"
         )
     unit = getattr(col, "unit", None)
     mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), dtype=bool)

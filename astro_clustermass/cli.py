@@ -28,6 +28,10 @@ _SUBCOMMANDS = {
                  "compare estimators against true masses: metrics table and report"),
     "photometry": ("astro_clustermass.photometry",
                    "measure aperture count rates and L_X from images or event files"),
+    "simulate": ("astro_clustermass.simulate.cli",
+                 "simulate a mock eFEDS-like sky: events, truth and detections"),
+    "run": ("astro_clustermass.parallel_cli",
+            "catalogue-scale estimation by sky tile on Dask (resumable)"),
 }
 
 

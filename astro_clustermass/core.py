@@ -30,6 +30,9 @@ __all__ = ["MassEstimate", "MassEstimator", "EstimatorSpec", "EstimatorError",
 #: of a Gaussian in log10 M are mean -/+ ONE_SIGMA_QUANTILE * sigma.
 ONE_SIGMA_QUANTILE = float(ndtri(0.84))
 
+#: Largest |log10 M| (plus one sigma) whose mass in Msun is a finite, non-zero float64.
+_MAX_LOG10 = 300.0
+
 
 class EstimatorError(RuntimeError):
     """An estimator failed or returned something that violates the interface."""
@@ -85,6 +88,18 @@ class MassEstimate:
                 "non-finite mass or a non-positive/non-finite sigma (first row "
                 f"{int(np.flatnonzero(bad)[0])})"
             )
+        # A valid Gaussian in log10 M whose 16-84% range cannot be written in Msun
+        # (overflow to inf or underflow to 0) is no usable estimate: mask the row with
+        # a reason instead of writing M500c = inf.
+        with np.errstate(invalid="ignore"):
+            huge = valid & (np.abs(mu) + ONE_SIGMA_QUANTILE * sig > _MAX_LOG10)
+        if huge.any():
+            valid = valid & ~huge
+            reason = reason.astype(object)
+            for i in np.flatnonzero(huge):
+                reason[i] = (f"no usable estimate: log10 M500c = {mu[i]:.4g} +- {sig[i]:.4g} "
+                             "dex is outside the range representable in Msun")
+            reason = reason.astype(str)
         mu = np.where(valid, mu, np.nan)
         sig = np.where(valid, sig, np.nan)
         for name, value in (("log10_mass", mu), ("log10_mass_err", sig),

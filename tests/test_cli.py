@@ -1,11 +1,15 @@
+import importlib
 import subprocess
 import sys
+
+import pytest
 
 import numpy as np
 from astropy import units as u
 from astropy.table import QTable
 
 from astro_clustermass import __version__
+from astro_clustermass import cli
 from astro_clustermass.cli import main
 
 
@@ -64,3 +68,17 @@ def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "astro_clustermass.cli", "--version"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and __version__ in out.stdout
+
+
+@pytest.mark.parametrize("name", sorted(cli._SUBCOMMANDS))
+def test_every_subcommand_has_working_help(name, capsys):
+    """Every registered subcommand module imports and has the CLI contract."""
+    module = cli._SUBCOMMANDS[name][0]
+    if module is not None:
+        mod = importlib.import_module(module)
+        assert callable(mod.add_arguments) and callable(mod.run)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([name, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:") and name in out

@@ -88,7 +88,7 @@ def test_wrong_unit_names_the_column():
 
 
 def test_text_column_is_an_error():
-    with pytest.raises(ColumnUnitError, match="not numbers"):
+    with pytest.raises(ColumnUnitError, match="not real numbers"):
         ToyLX().estimate(Table({"z": ["a"], "LX": [1e43]}))
 
 

@@ -8,6 +8,8 @@ its error column, and inverts the relation (see
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..core import MassEstimator
 from .base import RelationError, ScalingRelation, load_relation
 from .lx import LuminosityMassRelation
@@ -93,7 +95,18 @@ class ScalingRelationEstimator(MassEstimator):
         cosmo = self.input_cosmology if self.evolution_cosmology == "input" else None
         inv = rel.invert(obs, z, observable_err=err, cosmology=cosmo, method=self.method,
                          prior=self._prior)
-        return inv.log10_mass, inv.log10_mass_err, inv.ok, inv.reason
+        mu, sig = inv.log10_mass, inv.log10_mass_err
+        ok = np.array(inv.ok, dtype=bool)
+        reason = np.array(inv.reason, dtype=object)
+        # Extreme but accepted inputs (e.g. z = 1e-300, where D_L -> 0) can make the
+        # inversion overflow: mask those rows alone rather than fail the whole catalogue.
+        with np.errstate(invalid="ignore"):
+            broken = ok & ~(np.isfinite(mu) & np.isfinite(sig) & (sig > 0))
+        for i in np.flatnonzero(broken):
+            reason[i] = (f"inversion of {rel.name} not finite at z={z[i]:g}, "
+                         f"{rel.observable}={obs[i].value:g} {obs.unit}")
+        ok &= ~broken
+        return mu, sig, ok, reason.astype(str)
 
     def parameters(self):
         params = self.relation.parameters()
