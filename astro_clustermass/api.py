@@ -38,8 +38,19 @@ def list_estimators(refresh=False):
     return default_registry(refresh=refresh).table()
 
 
-def _resolve(estimators, table, column_map):
-    """Turn names / instances into estimator objects; None means all that can run."""
+def _build(registry, name, events):
+    """Estimator ``name``; given ``events`` if its factory takes them."""
+    if events is not None and registry.spec(name).accepts("events"):
+        return registry.get(name, events=events)
+    return registry.get(name)
+
+
+def _resolve(estimators, table, column_map, events=None):
+    """Turn names / instances into estimator objects; None means all that can run.
+
+    Estimators named here (or chosen automatically) whose factory takes ``events=``
+    are built with ``events`` when it is given.
+    """
     if estimators is None:
         registry = default_registry()
         out = []
@@ -55,7 +66,7 @@ def _resolve(estimators, table, column_map):
                 log.info("skipping estimator %r: catalogue lacks %s", name, ", ".join(missing))
                 continue
             try:
-                out.append(registry.get(name))
+                out.append(_build(registry, name, events))
             except Exception as exc:  # not explicitly asked for: skip, say why
                 log.warning("skipping estimator %r: it could not be built: %s: %s",
                             name, type(exc).__name__, exc)
@@ -67,7 +78,7 @@ def _resolve(estimators, table, column_map):
         if isinstance(item, MassEstimator):
             out.append(item)
         elif isinstance(item, str):
-            out.append(default_registry().get(item))
+            out.append(_build(default_registry(), item, events))
         else:
             raise TypeError(f"estimators must be names or MassEstimator instances, got {item!r}")
     return _check_unique(out)
@@ -95,7 +106,7 @@ def _failed_estimate(estimator, n, exc):
                         meta={"name": estimator.name, "error": reason})
 
 
-def estimate_masses(table, estimators=None, column_map=None, on_error="mask"):
+def estimate_masses(table, estimators=None, column_map=None, on_error="mask", events=None):
     """Run estimators on ``table`` and return their `MassEstimate` objects.
 
     Parameters are those of `add_mass_columns`.
@@ -110,7 +121,7 @@ def estimate_masses(table, estimators=None, column_map=None, on_error="mask"):
     if on_error not in ("mask", "raise"):
         raise ValueError(f"on_error must be 'mask' or 'raise', not {on_error!r}")
     results = {}
-    for estimator in _resolve(estimators, table, column_map):
+    for estimator in _resolve(estimators, table, column_map, events):
         try:
             result = estimator.estimate(table, column_map=column_map)
             if len(result) != len(table):
@@ -130,7 +141,8 @@ def estimate_masses(table, estimators=None, column_map=None, on_error="mask"):
     return results
 
 
-def add_mass_columns(table, estimators=None, column_map=None, copy=True, on_error="mask"):
+def add_mass_columns(table, estimators=None, column_map=None, copy=True, on_error="mask",
+                     events=None):
     """Estimate M500c with each estimator and add the results as columns.
 
     For an estimator called NAME the columns are ``M500c_NAME``, ``M500c_NAME_lo``,
@@ -155,12 +167,17 @@ def add_mass_columns(table, estimators=None, column_map=None, copy=True, on_erro
         its columns with the error as the reason and log a warning (default), or
         raise `EstimatorError`. Errors in the input (missing column, wrong unit)
         always raise.
+    events : path-like, sequence of them, or `~astro_clustermass.ebi.EventList`, optional
+        X-ray event files (FITS ``EVENTS`` extensions, eSASS layout) or an event list in
+        memory, for the estimators named (or chosen) by name that read photons: the CNN
+        ensemble builds each cluster's energy-band images from them at its ``RA``/``DEC``.
+        Estimators passed as instances keep their own configuration.
 
     Returns
     -------
     table : same class as ``table``
     """
-    results = estimate_masses(table, estimators, column_map, on_error)
+    results = estimate_masses(table, estimators, column_map, on_error, events)
     out = table.copy(copy_data=True) if copy else table
     for estimate in results.values():
         write_mass_columns(out, estimate, copy=False)

@@ -53,6 +53,9 @@ def _add_estimate_arguments(parser):
                         help="estimator name (repeatable); default: all that can run")
     parser.add_argument("--column-map", action="append", metavar="CANONICAL=COLUMN",
                         help="use COLUMN for a canonical column, e.g. z=Z_BEST (repeatable)")
+    parser.add_argument("--events", nargs="+", metavar="FILE",
+                        help="event files (FITS EVENTS) for estimators that read photons, "
+                             "e.g. cnn-ensemble's energy-band images")
     parser.add_argument("--rate-band", type=int, action="append",
                         help="eSASS band suffix whose ML_RATE is the count rate (repeatable: summed)")
     parser.add_argument("--on-error", choices=("mask", "raise"), default="mask",
@@ -66,7 +69,8 @@ def _run_estimate(args):
 
     table = read_catalog(args.catalog, rate_band=args.rate_band)
     out = add_mass_columns(table, estimators=args.estimators,
-                           column_map=_parse_column_map(args.column_map), on_error=args.on_error)
+                           column_map=_parse_column_map(args.column_map), on_error=args.on_error,
+                           events=args.events)
     write_table(out, args.output, overwrite=args.overwrite)
     added = [c for c in out.colnames if c not in table.colnames]
     print(f"wrote {len(out)} rows with {len(added)} new columns to {args.output}")

@@ -179,8 +179,8 @@ class EstimatorSpec:
     version: str = ""
     package: str = ""
 
-    def load(self, **options):
-        """Import the factory if needed and build the estimator."""
+    def resolve_factory(self):
+        """The factory itself (imports its module if it was given as a string)."""
         factory = self.factory
         if isinstance(factory, str):
             import importlib
@@ -190,7 +190,24 @@ class EstimatorSpec:
             for part in attr.split("."):
                 obj = getattr(obj, part)
             factory = obj
-        estimator = factory(**options)
+        return factory
+
+    def accepts(self, option):
+        """Whether the factory takes keyword ``option`` (e.g. ``"events"``).
+
+        Imports the factory's module (for the CNN ensemble: torch).
+        """
+        import inspect
+
+        try:
+            params = inspect.signature(self.resolve_factory()).parameters
+        except (TypeError, ValueError):
+            return False
+        return option in params
+
+    def load(self, **options):
+        """Import the factory if needed and build the estimator."""
+        estimator = self.resolve_factory()(**options)
         if not isinstance(estimator, MassEstimator):
             raise EstimatorError(
                 f"estimator {self.name!r} from {self.package or 'unknown package'}: factory "

@@ -14,7 +14,7 @@ def test_demo_catalog_is_reproducible():
 
 def test_demo_command_writes_masses(tmp_path, capsys):
     path = tmp_path / "demo.fits"
-    assert main(["demo", "-n", "12", "-o", str(path)]) == 0
+    assert main(["demo", "--catalog-only", "-n", "12", "-o", str(path)]) == 0
     assert "lx-chiu22" in capsys.readouterr().out
     table = read_catalog(path)
     true = np.log10(table["M500c"].to_value(u.Msun))

@@ -167,3 +167,45 @@ def test_unbuildable_estimator_skipped_only_when_not_requested(plugin_env, monke
     assert "no weights here" in caplog.text
     with pytest.raises(RuntimeError, match="no weights here"):
         acm.add_mass_columns(TABLE, estimators=["nobuild"])
+
+
+PHOTONS = """
+import numpy as np
+from astro_clustermass import EstimatorSpec, MassEstimator, hookimpl
+
+class Photons(MassEstimator):
+    name = "photons"
+    inputs = ("z",)
+    def __init__(self, events=None):
+        self.events = events
+    def _estimate(self, catalog):
+        n = len(catalog)
+        ok = np.full(n, self.events is not None)
+        return (np.full(n, 13.0 + len(self.events or ())), np.full(n, 0.2), ok,
+                np.where(ok, "", "no events given"))
+
+@hookimpl
+def astro_clustermass_estimators():
+    return [EstimatorSpec("photons", Photons, ("z",), "reads events")]
+"""
+
+
+def test_events_go_to_estimators_that_take_them(plugin_env, monkeypatch):
+    plugin_env("acm-testplug-photons", {"acm_testplug_photons.py": PHOTONS},
+               {"photons": "acm_testplug_photons"})
+    plugin_env("acm-testplug-good", {"acm_testplug_good.py": GOOD.format(name="good")},
+               {"good": "acm_testplug_good"})
+    registry = plugin_env.registry()
+    monkeypatch.setattr("astro_clustermass.api.default_registry", lambda: registry)
+    assert registry.spec("photons").accepts("events")
+    assert not registry.spec("good").accepts("events")
+    files = ["a.fits", "b.fits"]
+    # by name, and chosen automatically: the photon reader gets the files, the other
+    # estimator is built as usual (it would raise TypeError on an unknown keyword)
+    for chosen in (["photons", "good"], None):
+        out = acm.add_mass_columns(TABLE, estimators=chosen, events=files)
+        assert np.allclose(out["log10M500c_photons"].value, 15.0)
+        assert np.allclose(out["log10M500c_good"].value, 14.0)
+    out = acm.add_mass_columns(TABLE, estimators=["photons"])
+    assert out["M500c_photons"].mask.all()
+    assert out["M500c_photons_flag"][0] == "no events given"
