@@ -60,6 +60,30 @@ def _equal(a, b):
     return a == b
 
 
+#: Loaded ensembles by directory, device and file versions: estimators built again and
+#: again in one process (one per sky tile in `astro_clustermass.parallel`) share the
+#: networks instead of reading and checking the weights each time.
+_ENSEMBLE_CACHE = {}
+
+
+def _load_ensemble(weights, device):
+    from .ensemble import Ensemble
+    from .io import MANIFEST, file_key
+
+    manifest = read_manifest(weights)
+    files = [os.path.join(weights, MANIFEST)] + [os.path.join(weights, m["file"])
+                                                 for m in manifest["members"]]
+    try:
+        key = (str(device), tuple(file_key(f) for f in files))
+    except OSError:  # a member file is missing: let Ensemble.load say which
+        return Ensemble.load(weights, device=device)
+    if key not in _ENSEMBLE_CACHE:
+        if len(_ENSEMBLE_CACHE) >= 4:
+            _ENSEMBLE_CACHE.clear()
+        _ENSEMBLE_CACHE[key] = Ensemble.load(weights, device=device)
+    return _ENSEMBLE_CACHE[key]
+
+
 def compare_ebi_parameters(expected, given, what="input images"):
     """Raise `EBIParameterMismatch` naming every parameter that differs.
 
@@ -244,9 +268,7 @@ class CNNEnsembleEstimator(MassEstimator):
     def ensemble(self):
         """The loaded `~astro_clustermass.cnn.ensemble.Ensemble` (loaded on first use)."""
         if self._ensemble is None:
-            from .ensemble import Ensemble
-
-            self._ensemble = Ensemble.load(self.weights, device=self.device)
+            self._ensemble = _load_ensemble(self.weights, self.device)
         return self._ensemble
 
     def parameters(self):

@@ -20,7 +20,7 @@ import os
 import tempfile
 
 __all__ = ["MANIFEST", "FORMAT", "default_weights_dir", "save_ensemble", "read_manifest",
-           "load_members", "save_state", "load_state", "ManifestError"]
+           "file_key", "load_members", "save_state", "load_state", "ManifestError"]
 
 MANIFEST = "manifest.yaml"
 FORMAT = "astro_clustermass-cnn-ensemble"
@@ -137,18 +137,47 @@ def save_ensemble(out_dir, models, manifest, overwrite=False):
     return mpath
 
 
+def file_key(path):
+    """(real path, modification time [ns], size [bytes]) of a file: changes when the file
+    is replaced or rewritten, so it keys the per-process caches of manifests and loaded
+    ensembles."""
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+
+
+#: Parsed manifests by `file_key` (a catalogue run builds one estimator per sky tile:
+#: parsing the YAML each time cost a third of the run).
+_MANIFEST_CACHE = {}
+
+
 def read_manifest(weights_dir):
-    """The manifest of an ensemble directory, as a dict (validated)."""
-    import yaml
+    """The manifest of an ensemble directory, as a dict (validated).
+
+    Parsed once per process and file version (`file_key`); every call returns a copy.
+    """
+    import copy
 
     path = os.path.join(weights_dir, MANIFEST)
     if not os.path.isdir(weights_dir):
         raise ManifestError(f"ensemble directory {weights_dir!r} does not exist")
     if not os.path.exists(path):
         raise ManifestError(f"{weights_dir!r} has no {MANIFEST}; is it an ensemble directory?")
+    key = file_key(path)
+    if key not in _MANIFEST_CACHE:
+        manifest = _parse_manifest(path)
+        if len(_MANIFEST_CACHE) > 16:
+            _MANIFEST_CACHE.clear()
+        _MANIFEST_CACHE[key] = manifest
+    return copy.deepcopy(_MANIFEST_CACHE[key])
+
+
+def _parse_manifest(path):
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
     with open(path) as fh:
         try:
-            manifest = yaml.safe_load(fh)
+            manifest = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
         except yaml.YAMLError as exc:
             raise ManifestError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
