@@ -26,6 +26,8 @@ _SUBCOMMANDS = {
     "train": ("astro_clustermass.cnn.cli", "train a CNN ensemble on a simulated data set"),
     "evaluate": ("astro_clustermass.evaluation.cli",
                  "compare estimators against true masses: metrics table and report"),
+    "ebi": ("astro_clustermass.ebi",
+            "build energy-band images of catalogue clusters from event files (HDF5)"),
     "photometry": ("astro_clustermass.photometry",
                    "measure aperture count rates and L_X from images or event files"),
     "simulate": ("astro_clustermass.simulate.cli",
