@@ -228,7 +228,7 @@ def _params(params):
 
 # -- event lists ------------------------------------------------------------------------------
 def _find_column(names, wanted):
-    upper = {n.upper(): n for n in names}
+    upper = {n.upper(): n for n in names if isinstance(n, str)}
     return upper.get(wanted.upper())
 
 
@@ -291,6 +291,21 @@ def _chunk_arrays(cols, units, flag_mask, pat_typ, source, keep_time):
     return out, rejected
 
 
+#: What astropy raises on a damaged FITS file once it is open (unparsable cards, data
+#: shorter than the header says, ...); turned into an OSError naming the file.
+try:
+    from astropy.io.fits.verify import VerifyError as _VerifyError
+except ImportError:  # pragma: no cover
+    _VerifyError = ValueError
+_CORRUPT_ERRORS = (ValueError, TypeError, AttributeError, IndexError, KeyError, EOFError,
+                   _VerifyError)
+
+
+def _corrupt(path, exc):
+    return OSError(f"event file {path!r} is corrupt or truncated ({type(exc).__name__}: "
+                   f"{exc})")
+
+
 class _FileSource:
     """Row chunks of the EVENTS extension of FITS files (memory-mapped)."""
 
@@ -303,7 +318,10 @@ class _FileSource:
             if not os.path.exists(p):
                 raise FileNotFoundError(f"event file {p!r} does not exist")
             with self._open(p) as (h, _):
-                self.n_rows += h.header.get("NAXIS2", 0)
+                try:
+                    self.n_rows += int(h.header.get("NAXIS2", 0))
+                except _CORRUPT_ERRORS as exc:
+                    raise _corrupt(p, exc) from exc
 
     def _open(self, path):
         from contextlib import contextmanager
@@ -314,23 +332,35 @@ class _FileSource:
         def ctx():
             try:
                 hdul = fits.open(path, memmap=True)
-            except OSError as exc:
-                raise OSError(f"cannot read event file {path!r} as FITS: {exc}") from exc
+            except Exception as exc:  # astropy raises many types on damaged headers
+                raise OSError(f"cannot read event file {path!r} as FITS ({type(exc).__name__}: "
+                              f"{exc})") from exc
             try:
-                if self.hdu is not None:
-                    h = hdul[self.hdu]
-                elif "EVENTS" in hdul:
-                    h = hdul["EVENTS"]
-                else:
-                    h = next((x for x in hdul if isinstance(x, fits.BinTableHDU)), None)
-                    if h is None:
-                        raise OSError(f"event file {path!r} has no EVENTS (or other table) "
-                                      "extension")
-                names = h.columns.names if hasattr(h, "columns") else []
+                try:
+                    if self.hdu is not None:
+                        try:
+                            h = hdul[self.hdu]
+                        except (KeyError, IndexError) as exc:
+                            raise OSError(f"event file {path!r} has no extension {self.hdu!r} "
+                                          f"({len(hdul)} HDUs)") from exc
+                    elif "EVENTS" in hdul:
+                        h = hdul["EVENTS"]
+                    else:
+                        h = next((x for x in hdul if isinstance(x, fits.BinTableHDU)), None)
+                        if h is None:
+                            raise OSError(f"event file {path!r} has no EVENTS (or other table) "
+                                          "extension")
+                    names = list(h.columns.names) if hasattr(h, "columns") else []
+                except OSError as exc:  # astropy reads headers lazily: damage shows up here
+                    if os.fspath(path) in str(exc):
+                        raise
+                    raise _corrupt(path, exc) from exc
+                except _CORRUPT_ERRORS as exc:
+                    raise _corrupt(path, exc) from exc
                 for need in ("RA", "DEC", "PI"):
                     if _find_column(names, need) is None:
                         raise KeyError(f"event file {path!r}, extension {h.name}: no {need} "
-                                       f"column (columns: {', '.join(names)})")
+                                       f"column (columns: {', '.join(map(str, names))})")
                 yield h, names
             finally:
                 hdul.close()
@@ -341,13 +371,19 @@ class _FileSource:
         """Yield (dict name -> array for ``wanted`` present, units, source) per row chunk."""
         for p in self.paths:
             with self._open(p) as (h, names):
-                n = h.header.get("NAXIS2", 0)
-                present = {w: _find_column(names, w) for w in wanted}
-                units = {w: h.columns[c].unit for w, c in present.items() if c is not None}
+                try:
+                    n = int(h.header.get("NAXIS2", 0))
+                    present = {w: _find_column(names, w) for w in wanted}
+                    units = {w: h.columns[c].unit for w, c in present.items() if c is not None}
+                except _CORRUPT_ERRORS as exc:
+                    raise _corrupt(p, exc) from exc
                 for start in range(0, n, self.chunk_rows):
-                    rows = h.data[start:start + self.chunk_rows]
-                    cols = {w: (rows.field(c) if c is not None else None)
-                            for w, c in present.items()}
+                    try:
+                        rows = h.data[start:start + self.chunk_rows]
+                        cols = {w: (np.asarray(rows.field(c)) if c is not None else None)
+                                for w, c in present.items()}
+                    except _CORRUPT_ERRORS + (OSError,) as exc:
+                        raise _corrupt(p, exc) from exc
                     yield cols, units, f"event file {p!r}"
                     del rows, cols
 

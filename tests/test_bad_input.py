@@ -575,11 +575,31 @@ def _good_fits_bytes(n=5):
 GOOD_FITS = _good_fits_bytes()
 
 
+def _good_event_file_bytes(n=400, seed=0):
+    """An eSASS-like EVENTS file: photons around (150, 2) deg."""
+    from astropy.io import fits
+
+    rng = np.random.default_rng(seed)
+    cols = [fits.Column("TIME", "D", unit="s", array=rng.uniform(0, 1e3, n)),
+            fits.Column("RA", "D", unit="deg", array=150 + rng.normal(0, 0.05, n)),
+            fits.Column("DEC", "D", unit="deg", array=2 + rng.normal(0, 0.05, n)),
+            fits.Column("PI", "E", unit="eV", array=rng.uniform(200, 2300, n)),
+            fits.Column("FLAG", "J", array=np.zeros(n, np.int32)),
+            fits.Column("PAT_TYP", "I", array=np.ones(n, np.int16))]
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="EVENTS")]
+                 ).writeto(buf)
+    return buf.getvalue()
+
+
+GOOD_EVENTS = _good_event_file_bytes()
+
+
 @st.composite
-def corrupt_files(draw):
+def corrupt_files(draw, good=GOOD_FITS):
     kind = draw(st.sampled_from(["truncate", "flip", "empty", "zeros", "random", "header",
                                  "splice"]))
-    data = bytearray(GOOD_FITS)
+    data = bytearray(good)
     if kind == "truncate":
         data = data[:draw(st.integers(0, len(data) - 1))]
     elif kind == "flip":
@@ -617,6 +637,43 @@ def test_corrupt_fits_read_catalog(tmp_path, case):
         # A byte flip can leave a readable file; then it must be an ordinary table.
         assert isinstance(table, Table)
     assert path.read_bytes() == data  # the input file is not touched
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(corrupt_files(good=GOOD_EVENTS))
+def test_corrupt_event_files_for_the_cnn(tmp_path, case):
+    """Corrupt event files: the EBI reader raises a clear error naming the file, and
+    through add_mass_columns the CNN's rows are masked with that reason."""
+    pytest.importorskip("torch")
+    from astro_clustermass.ebi import EventList
+
+    kind, data = case
+    path = tmp_path / f"events_{kind}.fits"
+    path.write_bytes(data)
+    CASES["event-files"] += 1
+    try:
+        ev = EventList.read(path)
+    except (OSError, KeyError, ValueError, TypeError, u.UnitsError) as exc:
+        assert path.name in str(exc), str(exc)
+        CASES["event-files/error"] += 1
+        failed = True
+    else:
+        assert len(ev) <= 400  # a flipped byte can leave a readable file
+        failed = False
+    table = QTable({"RA": [150.0, 150.02] * u.deg, "DEC": [2.0, 2.01] * u.deg,
+                    "z": [0.2, 0.4]})
+    before = snapshot(table)
+    out = acm.add_mass_columns(table, estimators=["cnn-ensemble"], events=[str(path)])
+    assert snapshot(table) == before
+    flags = [str(f) for f in out["M500c_cnn-ensemble_flag"]]
+    if failed:
+        assert all(path.name in f for f in flags), flags
+        assert np.all(np.ma.getmaskarray(out["M500c_cnn-ensemble"]))
+    else:
+        ok = ~np.ma.getmaskarray(out["log10M500c_cnn-ensemble"])
+        assert np.all(np.isfinite(np.asarray(out["log10M500c_cnn-ensemble"])[ok]))
+    assert path.read_bytes() == data
 
 
 @settings(max_examples=60, deadline=None,
