@@ -58,6 +58,10 @@ def _add_estimate_arguments(parser):
     parser.add_argument("--events", nargs="+", metavar="FILE",
                         help="event files (FITS EVENTS) for estimators that read photons, "
                              "e.g. cnn-ensemble's energy-band images")
+    parser.add_argument("--images", metavar="STACK",
+                        help="energy-band images of the catalogue's rows, in its order (HDF5 "
+                             "stack from `astro-clustermass ebi`), for estimators that read "
+                             "them (cnn-ensemble)")
     parser.add_argument("--rate-band", type=int, action="append",
                         help="eSASS band suffix whose ML_RATE is the count rate (repeatable: summed)")
     parser.add_argument("--on-error", choices=("mask", "raise"), default="mask",
@@ -70,13 +74,32 @@ def _run_estimate(args):
     from .esass import read_catalog, write_table
 
     table = read_catalog(args.catalog, rate_band=args.rate_band)
-    out = add_mass_columns(table, estimators=args.estimators,
+    estimators = args.estimators
+    if args.images:
+        estimators = _with_images(table, estimators, args)
+    out = add_mass_columns(table, estimators=estimators,
                            column_map=_parse_column_map(args.column_map), on_error=args.on_error,
                            events=args.events)
     write_table(out, args.output, overwrite=args.overwrite)
     added = [c for c in out.colnames if c not in table.colnames]
     print(f"wrote {len(out)} rows with {len(added)} new columns to {args.output}")
     return 0
+
+
+def _with_images(table, names, args):
+    """The requested estimators, those that read EBIs built with ``images=args.images``."""
+    from .api import _resolve
+    from .registry import default_registry
+
+    registry = default_registry()
+    if names is None:  # every estimator that can run, plus those that read images
+        auto = [e.name for e in _resolve(None, table, _parse_column_map(args.column_map))]
+        names = auto + [n for n in registry.names
+                        if n not in auto and registry.spec(n).accepts("images")]
+    takers = [n for n in names if registry.spec(n).accepts("images")]
+    if not takers:
+        raise SystemExit(f"--images: none of the estimators {names} reads energy-band images")
+    return [registry.get(n, images=args.images) if n in takers else n for n in names]
 
 
 # -- plugins -------------------------------------------------------------------------

@@ -82,3 +82,35 @@ def test_every_subcommand_has_working_help(name, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage:") and name in out
+
+
+def test_estimate_with_an_ebi_stack(tmp_path, capsys):
+    """`estimate --images` feeds an HDF5 EBI stack to the estimators that read images."""
+    pytest.importorskip("torch")
+    import numpy as np
+    from astropy import units as u
+    from astropy.table import QTable
+
+    from astro_clustermass.ebi import EBIParameters, write_ebi_stack
+    from astro_clustermass.esass import read_catalog
+
+    rng = np.random.default_rng(1)
+    cat = QTable({"RA": [150.0, 150.5, 151.0] * u.deg, "DEC": [2.0, 2.2, 2.4] * u.deg,
+                  "z": [0.1, 0.3, 0.6]})
+    cat.write(tmp_path / "cat.fits")
+    images = rng.poisson(1.0, (3, 50, 50, 10)).astype(np.float32)
+    write_ebi_stack(tmp_path / "ebis.h5", images, EBIParameters())
+    out = tmp_path / "out.fits"
+    assert main(["estimate", str(tmp_path / "cat.fits"), "--images", str(tmp_path / "ebis.h5"),
+                 "-o", str(out)]) == 0
+    table = read_catalog(out)
+    assert np.all(np.isfinite(np.asarray(table["log10M500c_cnn-ensemble"].value)))
+    # a stack of another length is refused for that estimator, not silently misaligned
+    write_ebi_stack(tmp_path / "short.h5", images[:2], EBIParameters())
+    assert main(["estimate", str(tmp_path / "cat.fits"), "--images", str(tmp_path / "short.h5"),
+                 "-o", str(tmp_path / "out2.fits")]) == 0
+    flags = [str(f) for f in read_catalog(tmp_path / "out2.fits")["M500c_cnn-ensemble_flag"]]
+    assert all("2" in f and "3" in f for f in flags), flags
+    with pytest.raises(SystemExit, match="reads energy-band images"):
+        main(["estimate", str(tmp_path / "cat.fits"), "--images", str(tmp_path / "ebis.h5"),
+              "-e", "lx-chiu22", "-o", str(tmp_path / "out3.fits")])
