@@ -44,11 +44,23 @@ def log(msg):
 
 
 def step_simulate(args):
-    from astro_clustermass.cnn._simio import simulate_realisations
+    """Stamp-mode simulator runs in WORK/sim/real_XXX (chunked, resumable, time-limited)."""
+    import logging
 
+    from astro_clustermass.cnn._simio import simulate_realisations, training_config
+
+    logging.getLogger("astro_clustermass").setLevel(logging.INFO)
+    if os.path.exists(os.path.join(args.work, "dataset.h5")):
+        log("simulate: dataset exists, skipped")
+        return sorted(glob.glob(os.path.join(args.work, "sim", "real_*")))
+    config = training_config(log10_mmin=args.log10_mmin)
+    log(f"simulate: {args.realisations} realisation(s) x {args.halos} stamps, seed "
+        f"{args.sim_seed}, log10_mmin {config.log10_mmin}, until {args.sim_until or '-'} UTC "
+        f"(touch {os.path.join(args.work, 'sim', 'STOP')} to stop after the current chunk)")
     return simulate_realisations(os.path.join(args.work, "sim"), args.realisations,
                                  seed=args.sim_seed, workers=args.sim_workers,
-                                 **({"n_halos": args.halos} if args.halos else {}))
+                                 n_halos=args.halos, config=config, until=args.sim_until,
+                                 max_chunks=args.sim_chunks, progress=False)
 
 
 def step_interim(args):
@@ -97,7 +109,10 @@ def step_dataset(args, sim_dirs):
     if os.path.exists(path):
         log(f"dataset: {path} exists, skipped")
         return path
+    if not sim_dirs:
+        raise SystemExit("dataset: no finished simulator chunk to build a data set from")
     build_dataset(sim_dirs, path, progress=True)
+    log(f"dataset: {path}")
     return path
 
 
@@ -121,6 +136,8 @@ def step_train(args, dataset):
         train_ensemble(read_dataset(dataset), out, work, only_member=args.member,
                        progress=False, **common)
         return None
+    deadline = _parse_until(args.train_until)
+    n_members = args.members
     if args.parallel > 1:
         # members in `parallel` worker processes of threads // parallel threads each
         per = max(1, args.threads // args.parallel)
@@ -138,6 +155,15 @@ def step_train(args, dataset):
                                 logf))
                 log(f"train: member {i} started ({per} thread(s))")
             time.sleep(5)
+            if deadline is not None and _utc_now() >= deadline:
+                log(f"train: time limit {args.train_until} UTC reached: stopping members "
+                    f"{[i for i, _, _ in running]} after their last finished epoch")
+                for i, proc, logf in running:
+                    _stop_after_epoch(proc, os.path.join(args.work, "train", f"member_{i:02d}"))
+                    logf.close()
+                running = []
+                n_members = _finish_at_deadline(args, pending)
+                break
             for item in list(running):
                 i, proc, logf = item
                 if proc.poll() is not None:
@@ -154,7 +180,81 @@ def step_train(args, dataset):
              "made_by": "scripts/train_default_ensemble.py " + " ".join(sys.argv[1:]),
              "member_training": threads_note,
              "notes": args.notes}
+    if n_members != args.members:
+        extra["notes"] = (extra["notes"] + f" Only {n_members} of {args.members} members had "
+                          f"started by the time limit.").strip()
+    common["n_members"] = n_members
+    stopped = _stopped_members(work, n_members)
+    if stopped:
+        extra["stopped_at_time_limit"] = {
+            "train_until_utc": args.train_until,
+            "members": {f"member_{i:02d}": e for i, e in stopped.items()}}
     train_ensemble(read_dataset(dataset), out, work, extra_manifest=extra, **common)
+    return out
+
+
+def _utc_now():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _parse_until(text):
+    if not text:
+        return None
+    hh, mm = (int(v) for v in text.split(":"))
+    return _utc_now().replace(hour=hh, minute=mm, second=0, microsecond=0)
+
+
+def _stop_after_epoch(proc, ckpt_dir):
+    """Terminate a member worker between two checkpoint writes (never half-way)."""
+    st = os.path.join(ckpt_dir, "checkpoint.safetensors")
+    js = os.path.join(ckpt_dir, "checkpoint.json")
+    t0 = time.time()
+    while proc.poll() is None and time.time() - t0 < 600:
+        # the json is replaced right after the weights: both written means consistent
+        if (not os.path.exists(st)) or (os.path.exists(js)
+                                        and os.path.getmtime(js) >= os.path.getmtime(st)):
+            proc.kill()
+            break
+        time.sleep(0.05)
+    proc.wait()
+
+
+def _finish_at_deadline(args, pending):
+    """Mark the started members' checkpoints finished (best-validation weights are kept)."""
+    import json
+
+    n = 0
+    for i in range(args.members):
+        js = os.path.join(args.work, "train", f"member_{i:02d}", "checkpoint.json")
+        if not os.path.exists(js):
+            break
+        with open(js) as fh:
+            info = json.load(fh)
+        if not info["done"]:
+            info["done"] = True
+            info["stopped_at_time_limit"] = args.train_until
+            with open(js + ".tmp", "w") as fh:
+                json.dump(info, fh, indent=1, default=float)
+            os.replace(js + ".tmp", js)
+            log(f"train: member {i} stopped after {info['epoch'] + 1} epochs "
+                f"(best epoch {info['best_epoch']}, val loss {info['best_val_loss']:.4f})")
+        n = i + 1
+    return n
+
+
+def _stopped_members(work, n_members):
+    import json
+
+    out = {}
+    for i in range(n_members):
+        js = os.path.join(work, f"member_{i:02d}", "checkpoint.json")
+        if os.path.exists(js):
+            with open(js) as fh:
+                info = json.load(fh)
+            if info.get("stopped_at_time_limit"):
+                out[i] = int(info["epoch"]) + 1
     return out
 
 
@@ -180,8 +280,15 @@ def step_evaluate(args, dataset, weights):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", default="/work/cnn_work", help="working directory (outside git)")
-    p.add_argument("--realisations", type=int, default=18)
-    p.add_argument("--halos", type=int, default=None, help="halos per realisation (simulator default)")
+    p.add_argument("--realisations", type=int, default=1)
+    p.add_argument("--halos", type=int, default=40_000,
+                   help="stamps (central halos) per realisation; chunks of 400")
+    p.add_argument("--log10-mmin", type=float, default=13.3,
+                   help="lower halo mass of the training simulation, log10(M500c/Msun) "
+                        "(simulator default 13.0; see docs/cnn.rst)")
+    p.add_argument("--sim-until", default=None, metavar="HH:MM",
+                   help="start no simulator chunk after this UTC time (the data set is "
+                        "built from the chunks finished by then)")
     p.add_argument("--sim-seed", type=int, default=1000)
     p.add_argument("--sim-workers", type=int, default=1)
     p.add_argument("--dataset", default=None, help="use this data set instead of steps 1-2")
@@ -198,6 +305,12 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--parallel", type=int, default=1,
                    help="train members in this many processes (threads are shared out)")
+    p.add_argument("--train-until", default=None, metavar="HH:MM",
+                   help="with --parallel: at this UTC time stop the members after their last "
+                        "finished epoch and assemble the ensemble from their best weights "
+                        "(recorded in the manifest)")
+    p.add_argument("--sim-chunks", type=int, default=None,
+                   help="simulate (and use) at most this many chunks per realisation")
     p.add_argument("--member", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--notes", default="", help="free text recorded in the manifest")
     p.add_argument("--stop-after", choices=("dataset",), default=None)

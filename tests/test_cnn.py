@@ -417,3 +417,49 @@ def test_interim_simulation_small_run():
     assert info["n_simulated"] == 120 and len(cat) == len(ebi) == info["n_kept"]
     assert np.all(cat["EXT_LIKE"] > 6) and np.all(cat["DET_LIKE"] > 5)
     assert ebi.shape[1:] == (50, 50, 10) and ebi.max() <= 36
+
+
+# -- data set from the package simulator ----------------------------------------------
+def test_dataset_from_simulator_output(tmp_path):
+    """`build_dataset` on a tiny stamp-mode run: the selected detections of the central
+    halos, their true masses and redshifts, and EBIs at the detected positions."""
+    from astro_clustermass.cnn._simio import simulate_realisations, training_config
+    from astro_clustermass.cnn.dataset import build_dataset
+    from astro_clustermass.ebi import EBIParameters, EventList, energy_band_images
+    from astro_clustermass.simulate import read_realisation
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+
+    dirs = simulate_realisations(str(tmp_path / "sim"), 1, seed=5, n_halos=30,
+                                 config=training_config(log10_mmin=13.3), progress=False)
+    assert len(dirs) == 1
+    path = str(tmp_path / "dataset.h5")
+    build_dataset(dirs, path, progress=False)
+    data = read_dataset(path)
+    cat = data.catalog
+    real = read_realisation(dirs[0])
+    det = real.detections
+    central = np.asarray(np.ma.filled(np.ma.asarray(det["central"]), False), bool)
+    want = (np.asarray(det["MATCHED"], bool) & central & (np.asarray(det["EXT_LIKE"]) > 6)
+            & (np.asarray(det["DET_LIKE"]) > 5))
+    assert len(data) == len(np.unique(np.asarray(det["HALO_ID"])[want])) > 0
+    assert np.all(np.asarray(cat["EXT_LIKE"]) > 6) and np.all(np.asarray(cat["DET_LIKE"]) > 5)
+    assert data.attrs["selection"] == "EXT_LIKE > 6 & DET_LIKE > 5"
+    assert "astro_clustermass.simulate" in data.attrs["source"]
+    assert data.ebi_parameters == EBIParameters().to_dict()
+    # true mass and redshift from the truth table, by halo id
+    truth = real.truth
+    row = {int(h): i for i, h in enumerate(np.asarray(truth["HALO_ID"]))}
+    ti = [row[int(h)] for h in np.asarray(cat["cluster_id"])]
+    np.testing.assert_allclose(10 ** data.log10_mass, truth["M500c"][ti].to_value(u.Msun),
+                               rtol=1e-6)
+    np.testing.assert_allclose(data.z, np.asarray(truth["z"][ti], float))
+    assert np.all(np.asarray(truth["central"][ti], bool))
+    # EBIs centred on the detected (not the true) positions, from the event files
+    det_pos = SkyCoord(np.asarray(cat["RA"]) * u.deg, np.asarray(cat["DEC"]) * u.deg)
+    true_pos = SkyCoord(np.asarray(cat["RA_true"]) * u.deg, np.asarray(cat["DEC_true"]) * u.deg)
+    events = EventList.read(real.event_files)
+    np.testing.assert_array_equal(data.ebi, energy_band_images(events, det_pos))
+    assert np.all(det_pos.separation(true_pos) > 0)
+    assert data.ebi.shape[1:] == (50, 50, 10) and np.all(data.ebi.sum(axis=(1, 2, 3)) > 0)
+    assert len(set(data.group_keys())) == len(data)
