@@ -1,0 +1,259 @@
+"""Realism of the mock eFEDS sky (figures in docs/validation.rst, "Simulated sky realism").
+
+Reads field-mode realisations of `astro_clustermass.simulate` (``simulate_field`` output
+directories) and, optionally, a stamps-mode run, and measures:
+
+1. selected clusters (EXT_LIKE > 6 & DET_LIKE > 5) per 140 deg^2, all and matched to a
+   simulated cluster, with Poisson errors, against real eFEDS (542 candidates, Liu et
+   al. 2022) and the seeds' simulation (~440, seed 000 sect. 2): pass if within x1.5;
+2. mass and redshift distributions of the matched selected clusters (plot, median z
+   against seed 000's ~0.35);
+3. the background the detection measured from the photons (ML_BKG per unvignetted
+   exposure at each detection, the eSASS-like background map of the simulator's
+   detection) against the level of the real eFEDS background spectrum shipped in
+   ``astro_clustermass/data/erosita`` (pass if within 10 %);
+4. the 0.2-2.3 keV count rate per unit 0.5-2 keV flux of the simulated clusters, counted
+   from their photons in the event files, against the package's own folding of the real
+   eFEDS ARF (`astro_clustermass.ecf`, an independent code path; pass if within 10 %);
+5. the scatter of the simulated L_X-M relation and of the measured count rate (ML_RATE)
+   at fixed mass and redshift.
+
+    python benchmarks/validate_simulate.py /work/sim_output/realism/f9_s* \\
+        [--stamps DIR] [--static docs/_static] [--json out.json]
+
+Simulate the fields first, e.g.
+``python -c "from astro_clustermass.simulate import simulate_field; simulate_field('f9_s11',
+area=9, seed=11)"`` (about 25 s each on a 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import subprocess
+
+import numpy as np
+
+EFEDS_CANDIDATES = 542   # Liu et al. 2022, EXT_LIKE > 6 & DET_LIKE > 5 over 140 deg^2
+SEED_SIMULATION = 440    # seed 000 sect. 2 (its simulated eFEDS field)
+AREA_EFEDS = 140.0
+
+
+def _sel(det):
+    return (np.asarray(det["EXT_LIKE"], float) > 6) & (np.asarray(det["DET_LIKE"], float) > 5)
+
+
+def _per140(n, area):
+    """Count scaled to 140 deg^2 with its Poisson error."""
+    return n * AREA_EFEDS / area, np.sqrt(max(n, 1)) * AREA_EFEDS / area
+
+
+def _fit_residual_scatter(y, x1, x2):
+    """Std of the residuals of y = a + b x1 + c x2 (least squares) and the coefficients."""
+    a = np.column_stack([np.ones_like(x1), x1, x2])
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    res = y - a @ coef
+    return float(np.std(res, ddof=3)), coef
+
+
+def measure(field_dirs, stamps_dir=None):
+    from astropy.table import vstack
+
+    from astro_clustermass import ecf
+    from astro_clustermass.simulate import read_realisation
+    from astro_clustermass.simulate import survey
+    from astro_clustermass.simulate.config import SimConfig
+    from astro_clustermass.simulate.spectra import background_spectrum
+
+    dets, truths, area, seeds = [], [], 0.0, []
+    n_bkg_photons, exposure_area = 0, 0.0
+    for d in field_dirs:
+        r = read_realisation(d)
+        if r.manifest.get("mode") != "field":
+            raise ValueError(f"{d} is not a field-mode realisation")
+        area += float(r.manifest["area_deg2"])
+        seeds.append(r.manifest["seed"])
+        det, truth = r.detections, r.truth
+        det["realisation"] = str(d)
+        truth["realisation"] = str(d)
+        # photons per halo in the event file, for the count rate per flux
+        ev = r.events
+        src = np.asarray(ev["SRC_ID"])
+        ids, counts = np.unique(src[src > 0], return_counts=True)
+        nph = np.zeros(len(truth), int)
+        pos = np.searchsorted(ids, np.asarray(truth["HALO_ID"]))
+        ok = (pos < ids.size) & (ids[np.minimum(pos, ids.size - 1)] == np.asarray(truth["HALO_ID"]))
+        nph[ok] = counts[pos[ok]]
+        truth["n_photons_file"] = nph
+        dets.append(det)
+        truths.append(truth)
+        config = SimConfig.from_dict(r.manifest.get("config"))
+        del ev
+    det = vstack(dets, metadata_conflicts="silent")
+    truth = vstack(truths, metadata_conflicts="silent")
+    out = {"field_dirs": [str(d) for d in field_dirs], "seeds": seeds, "area_deg2": area}
+
+    # 1. numbers of selected clusters
+    sel = _sel(det)
+    matched = np.asarray(det["MATCHED"], bool)
+    types, tcounts = np.unique(np.asarray(det["MATCH_TYPE"])[sel], return_counts=True)
+    n_all, e_all = _per140(int(sel.sum()), area)
+    n_m, e_m = _per140(int((sel & matched).sum()), area)
+    out["selected"] = {
+        "n": int(sel.sum()), "n_matched": int((sel & matched).sum()),
+        "types": dict(zip(map(str, types), map(int, tcounts))),
+        "per140": [n_all, e_all], "matched_per140": [n_m, e_m],
+        "ratio_to_efeds": n_all / EFEDS_CANDIDATES,
+        "matched_ratio_to_efeds": n_m / EFEDS_CANDIDATES,
+        "matched_ratio_to_seed_sim": n_m / SEED_SIMULATION,
+        "pass_efeds": bool(1 / 1.5 <= n_all / EFEDS_CANDIDATES <= 1.5),
+        "pass_seed_sim": bool(1 / 1.5 <= n_m / SEED_SIMULATION <= 1.5),
+    }
+    s = det[sel & matched]
+    m = np.asarray(s["M500c"], float)
+    z = np.asarray(s["z"], float)
+    out["selected"]["median_z"] = float(np.median(z))
+    out["selected"]["median_log10M"] = float(np.median(np.log10(m)))
+    out["selected"]["log10M_16_84"] = [float(v) for v in np.percentile(np.log10(m), [16, 84])]
+
+    # 3. background measured by the detection vs the real spectrum
+    vign = survey.band_vignetting(config)
+    texp_unvign = np.asarray(det["ML_EXP"], float) / vign
+    bkg_rate = np.asarray(det["ML_BKG"], float) / texp_unvign      # ct/s/arcmin^2
+    bs = background_spectrum()
+    real = bs["rate_per_arcmin2"](config.emin, config.emax)
+    good = np.isfinite(bkg_rate) & (texp_unvign > 0.5 * config.exposure_mean)
+    med = float(np.median(bkg_rate[good]))
+    out["background"] = {
+        "real_rate_ct_s_arcmin2": real, "measured_median": med,
+        "measured_16_84": [float(v) for v in np.percentile(bkg_rate[good], [16, 84])],
+        "ratio": med / real, "counts_per_arcmin2_at_2200s": med * config.exposure_mean,
+        "real_counts_per_arcmin2_at_2200s": real * config.exposure_mean,
+        "model_smooth_level": float(survey.background_rate(config)),
+        "pass": bool(abs(med / real - 1) <= 0.10), "n_detections": int(good.sum()),
+    }
+
+    # 4. count rate per unit flux from the photons vs the package's ECF
+    tz = np.asarray(truth["z"], float)
+    tt = np.asarray(truth["T"], float)
+    flux_tot = np.asarray(truth["FLUX_TOT"], float)
+    expo = np.asarray(truth["EXPOSURE"], float)
+    nph = np.asarray(truth["n_photons_file"], float)
+    bright = (nph >= 100) & (expo > 0.5 * config.exposure_mean) & (tz >= 0.02) & (tz <= 1.2)
+    # photons / (exposure x survey vignetting) = on-axis rate of the whole emission
+    cr_onaxis = nph[bright] / (expo[bright] * vign)
+    ecf_val = ecf.ecf(tz[bright], kT=tt[bright], nh=config.nh_gal)
+    ecf_val = np.asarray(getattr(ecf_val, "value", ecf_val), float)
+    ratio = cr_onaxis * ecf_val / flux_tot[bright]
+    # Poisson-weighted mean ratio and its error
+    w = nph[bright]
+    mean_ratio = float(np.sum(ratio * w) / np.sum(w))
+    err = float(np.sqrt(np.sum(w * (ratio - mean_ratio) ** 2) / np.sum(w) / max(len(w) - 1, 1)))
+    kt_bins = [(0, 2), (2, 4), (4, 20)]
+    by_kt = {}
+    for lo, hi in kt_bins:
+        k = (tt[bright] >= lo) & (tt[bright] < hi)
+        if k.sum() >= 3:
+            by_kt[f"{lo}-{hi} keV"] = [float(np.median(ratio[k])), int(k.sum())]
+    out["count_rate_per_flux"] = {
+        "n_clusters": int(bright.sum()), "mean_ratio_sim_over_ecf": mean_ratio,
+        "error": err, "median_ratio": float(np.median(ratio)), "by_kT": by_kt,
+        "survey_vignetting": vign, "pass": bool(abs(mean_ratio - 1) <= 0.10),
+    }
+
+    # 5. scatter of L-M (truth) and of the measured count rate at fixed M, z
+    lm = np.log10(np.asarray(truth["M500c"], float))
+    llx = np.log10(np.asarray(truth["LX"], float))
+    ez = np.log10(config.cosmology.efunc(tz))
+    sc_lx, coef_lx = _fit_residual_scatter(llx, lm, ez)
+    lrate = np.log10(np.asarray(s["ML_RATE"], float))
+    sz = np.asarray(s["z"], float)
+    okr = np.isfinite(lrate)
+    sc_cr, coef_cr = _fit_residual_scatter(lrate[okr], np.log10(m[okr]), np.log10(sz[okr]))
+    out["scatter"] = {
+        "LX_M_dex": sc_lx, "LX_M_fit": [float(c) for c in coef_lx], "n_halos": int(len(lm)),
+        "input_lx_scatter_dex": config.lx_scatter_dex,
+        "ML_RATE_at_fixed_M_z_dex": sc_cr, "ML_RATE_fit": [float(c) for c in coef_cr],
+        "n_selected": int(okr.sum()),
+    }
+
+    if stamps_dir:
+        out["stamps"] = measure_stamps(stamps_dir)
+    return out, s
+
+
+def measure_stamps(outdir):
+    """Selected central clusters per 140 deg^2 of a stamps-mode run (finished chunks)."""
+    import yaml
+    from astropy.table import Table, vstack
+
+    man = yaml.safe_load(open(os.path.join(outdir, "manifest.yaml")))
+    dets = sorted(glob.glob(os.path.join(outdir, "detections_c*.fits")))
+    truths = sorted(glob.glob(os.path.join(outdir, "truth_c*.fits")))
+    n = min(len(dets), len(truths))
+    det = vstack([Table.read(f) for f in dets[:n]], metadata_conflicts="silent")
+    tr = vstack([Table.read(f) for f in truths[:n]], metadata_conflicts="silent")
+    central_stamps = int(np.asarray(tr["central"], bool).sum())
+    area = man["area_deg2"] * central_stamps / man["n_halos_requested"]
+    cen = np.asarray(np.ma.filled(np.ma.asarray(det["central"]), False), bool)
+    sel = _sel(det) & np.asarray(det["MATCHED"], bool) & cen
+    n140, e140 = _per140(int(sel.sum()), area)
+    return {"dir": outdir, "chunks": n, "virtual_area_deg2": area,
+            "log10_mmin": man["config"]["log10_mmin"], "selected_central": int(sel.sum()),
+            "per140": [n140, e140], "stamps": central_stamps}
+
+
+def plot(s, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(s["M500c"], float)
+    z = np.asarray(s["z"], float)
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.6))
+    ax[0].scatter(z, m, s=8, c="C0")
+    ax[0].set_yscale("log")
+    ax[0].set_xlabel("redshift z")
+    ax[0].set_ylabel(r"true $M_{500c}$ [$M_\odot$]")
+    ax[0].set_title("selected simulated clusters")
+    ax[1].hist(z, bins=np.arange(0, 1.35, 0.1), color="C0")
+    ax[1].axvline(np.median(z), color="k", ls="--", label=f"median {np.median(z):.2f}")
+    ax[1].axvline(0.35, color="C3", ls=":", label="seed 000: ~0.35")
+    ax[1].set_xlabel("redshift z")
+    ax[1].set_ylabel("clusters")
+    ax[1].legend(fontsize=8)
+    ax[2].hist(np.log10(m), bins=np.arange(13.0, 15.3, 0.1), color="C0")
+    ax[2].set_xlabel(r"$\log_{10} M_{500c}/M_\odot$")
+    ax[2].set_ylabel("clusters")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("fields", nargs="+", help="field-mode realisation directories")
+    ap.add_argument("--stamps", help="a stamps-mode output directory to compare")
+    ap.add_argument("--static", default=None, help="write the plot here (docs/_static)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    out, s = measure(args.fields, args.stamps)
+    out["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    out["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    if args.static:
+        os.makedirs(args.static, exist_ok=True)
+        plot(s, os.path.join(args.static, "sim_realism_mz.png"))
+    text = json.dumps(out, indent=1, default=float)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as fh:
+            fh.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
