@@ -416,10 +416,13 @@ def build_dataset(sim_dir, out_path, selection=DEFAULT_SELECTION, ebi_parameters
                   overwrite=False, progress=True):
     """Build a training data set from a simulator output directory.
 
-    Reads the realisation(s) in ``sim_dir`` with `astro_clustermass.simulate`, keeps the
-    detections matched to a cluster (halo) that pass ``selection``, builds their EBIs
-    from the simulated event files with `astro_clustermass.ebi` centred on the detected
-    position, and writes `write_dataset`'s format to ``out_path``.
+    Reads the stamp-mode realisation(s) in ``sim_dir`` with
+    `astro_clustermass.simulate.read_realisation`, keeps the detections matched to the
+    central halo of a stamp that pass ``selection`` (one per halo), takes the halo's true
+    ``M500c``, ``z``, ``LX`` and ``T`` from the truth tables, builds the EBIs from the
+    simulated event files with `astro_clustermass.ebi` centred on the detected position,
+    and writes `write_dataset`'s format to ``out_path`` (see
+    `astro_clustermass.cnn._simio.collect_simulation`).
 
     Parameters
     ----------
