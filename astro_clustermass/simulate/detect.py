@@ -127,18 +127,31 @@ def _fit_counts(n, b, f, iters=30):
     """
     fsum = f.sum(-1)
     s = np.maximum((n - b).sum(-1) / np.maximum(fsum, 1e-12), 0.0)
+    # Newton iterations on the rows that have not converged yet (a row stops once its
+    # step is below 1e-3 (1 + S): the same criterion as iterating all rows until every
+    # one meets it, without re-evaluating the converged ones)
+    shp = s.shape
+    s = s.reshape(-1).copy()
+    n2 = np.broadcast_to(n, shp + n.shape[-1:]).reshape(-1, n.shape[-1])
+    b2 = np.broadcast_to(b, shp + b.shape[-1:]).reshape(-1, b.shape[-1])
+    f2 = np.broadcast_to(f, shp + f.shape[-1:]).reshape(-1, f.shape[-1])
+    fs2 = np.broadcast_to(fsum, shp).reshape(-1)
+    act = np.arange(s.size)
     for _ in range(iters):
-        mu = b + s[..., None] * f
-        mu = np.maximum(mu, 1e-12)
-        g = (n * f / mu).sum(-1) - fsum
-        h = (n * f ** 2 / mu ** 2).sum(-1)
-        step = g / np.maximum(h, 1e-12)
-        s_new = s + step
-        s_new = np.where(s_new < 0, 0.5 * s, s_new)
-        done = np.all(np.abs(s_new - s) < 1e-3 * (1.0 + s))
-        s = s_new
-        if done:
+        if act.size == 0:
             break
+        fa = f2[act]
+        na = n2[act]
+        sa = s[act]
+        mu = np.maximum(b2[act] + sa[:, None] * fa, 1e-12)
+        q = na * fa / mu
+        g = q.sum(-1) - fs2[act]
+        h = (q * fa / mu).sum(-1)
+        s_new = sa + g / np.maximum(h, 1e-12)
+        s_new = np.where(s_new < 0, 0.5 * sa, s_new)
+        s[act] = s_new
+        act = act[np.abs(s_new - sa) >= 1e-3 * (1.0 + sa)]
+    s = s.reshape(shp)
     mu = np.maximum(b + s[..., None] * f, 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
         ll = (np.where(n > 0, n * np.log(mu / np.maximum(b, 1e-12)), 0.0) - s[..., None] * f).sum(-1)
@@ -148,16 +161,50 @@ def _fit_counts(n, b, f, iters=30):
     return s, ll, np.maximum(fisher, fisher_exp)
 
 
-def _background_map(img, expo, config):
-    """Background counts per pixel from the data (sources masked), see module docstring."""
+def _interp_matrix(coords, n):
+    """(len(coords), n) matrix of linear interpolation weights at fractional indices
+    ``coords`` on a grid of ``n`` samples, edge values held outside (as
+    ``ndimage.map_coordinates(order=1, mode="nearest")``)."""
+    c = np.clip(np.asarray(coords, float), 0.0, n - 1.0)
+    i0 = np.minimum(np.floor(c).astype(int), max(n - 2, 0))
+    w = c - i0
+    m = np.zeros((c.size, n))
+    rows = np.arange(c.size)
+    if n == 1:
+        m[:, 0] = 1.0
+        return m
+    m[rows, i0] = 1.0 - w
+    m[rows, i0 + 1] += w
+    return m
+
+
+def _upsample_bilinear(arr, yy, xx):
+    """Bilinear interpolation of ``arr`` at the grid ``yy`` x ``xx`` (fractional indices):
+    separable, so two small matrix products instead of a per-pixel interpolation."""
+    wy = _interp_matrix(yy, arr.shape[0])
+    wx = _interp_matrix(xx, arr.shape[1])
+    return wy @ arr @ wx.T
+
+
+def _smooth(img, s):
+    """Gaussian smoothing of the counts image used by candidates and background."""
+    return ndimage.gaussian_filter(img, s, mode="constant", truncate=3.0)
+
+
+def _background_map(img, expo, config, smoothed=None):
+    """Background counts per pixel from the data (sources masked), see module docstring.
+
+    ``smoothed``: optional dict sigma -> ``_smooth(img, sigma)`` already computed.
+    """
     tot_exp = expo.sum()
     if tot_exp <= 0:
         return np.zeros_like(img, dtype=float)
     r0 = img.sum() / tot_exp
     b0 = r0 * expo
     mask = np.zeros(img.shape, bool)
+    smoothed = {} if smoothed is None else smoothed
     for s in (7.0, 18.0):
-        S = ndimage.gaussian_filter(img.astype(float), s, mode="constant", truncate=3.0)
+        S = smoothed[s] if s in smoothed else _smooth(img.astype(float), s)
         B = b0          # the exposure map is smooth on these scales
         beam = 4 * np.pi * s * s
         excess = (S - B) * beam
@@ -175,8 +222,7 @@ def _background_map(img, expo, config):
     # upsample block rates (bilinear) to pixels
     yy = (np.arange(ny) + 0.5) / blk - 0.5
     xx = (np.arange(nx) + 0.5) / blk - 0.5
-    full = ndimage.map_coordinates(rate, np.meshgrid(yy, xx, indexing="ij"), order=1,
-                                   mode="nearest")
+    full = _upsample_bilinear(rate, yy, xx)
     return full * expo
 
 
@@ -336,18 +382,25 @@ def _neighbour_model(pos, src_pos, src_s, src_a, redges, exclude_self=True, allo
     fy = (qy - ly[0]) / (ly[1] - ly[0])
     iy = np.minimum(fy.astype(int), len(ly) - 2)
     wy = (fy - iy)[:, None]
+    # the source cores take few distinct values (PSF + the EXT grid): interpolate the
+    # table along r/a once per value, then only along d/a per pair. The annulus shares
+    # (differences along r) are non-negative on every table row, so interpolating the
+    # differences equals differencing the interpolated cumulative fractions.
+    ua, inv = np.unique(a, return_inverse=True)
     with np.errstate(divide="ignore"):
-        qx = np.log(redges[None, :] / a[:, None])
+        qx = np.log(redges[None, :] / ua[:, None])
     qx = np.clip(qx, lx[0], lx[-1])
     fx = (qx - lx[0]) / (lx[1] - lx[0])
     ix = np.minimum(fx.astype(int), len(lx) - 2)
     wx = fx - ix
-    iyb = iy[:, None]
-    cum = ((1 - wy) * ((1 - wx) * tab[iyb, ix] + wx * tab[iyb, ix + 1])
-           + wy * ((1 - wx) * tab[iyb + 1, ix] + wx * tab[iyb + 1, ix + 1]))
-    cum[:, 0] = 0.0
-    contrib = src_s[k][:, None] * np.maximum(np.diff(cum, axis=1), 0.0)
-    np.add.at(out, i, contrib)
+    cum_a = (1 - wx)[:, None, :] * tab[:, ix].transpose(1, 0, 2) \
+        + wx[:, None, :] * tab[:, ix + 1].transpose(1, 0, 2)          # (nua, ny, nedge)
+    cum_a[:, :, 0] = 0.0
+    dif_a = np.maximum(np.diff(cum_a, axis=2), 0.0)                   # (nua, ny, nb)
+    contrib = (1 - wy) * dif_a[inv, iy] + wy * dif_a[inv, iy + 1]
+    contrib *= src_s[k][:, None]
+    for col in range(nb):
+        out[:, col] = np.bincount(i, contrib[:, col], minlength=n)
     return out
 
 
@@ -398,14 +451,14 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     gx, gy = np.meshgrid(cg, cg)
     ecoarse = exposure_fn(gx, gy)
     yy = np.arange(npx) / step
-    expo = ndimage.map_coordinates(ecoarse, np.meshgrid(yy, yy, indexing="ij"), order=1,
-                                   mode="nearest")
-    bkg = _background_map(img, expo, config)
+    expo = _upsample_bilinear(ecoarse, yy, yy)
+    smoothed = {float(sg): _smooth(img, sg) for sg in config.det_scales}
+    bkg = _background_map(img, expo, config, smoothed)
 
     # -- candidates (local maxima of the smoothed image, Poisson significance at peaks)
     cx, cy, cs, cl = [], [], [], []
     for si, (s, thr) in enumerate(zip(config.det_scales, config.det_cand_like)):
-        S = ndimage.gaussian_filter(img, s, mode="constant", truncate=3.0)
+        S = smoothed[float(s)]
         B = bkg         # smooth (block-interpolated background map)
         size = max(3, int(2 * s) | 1)
         peak = (S == ndimage.maximum_filter(S, size=size, mode="constant")) & (S > B) \
@@ -606,18 +659,20 @@ def _dedupe(det, bkg_dens=None):
     r_bright = np.where((det["EXT"] > 0) & (peak > 1), a * np.sqrt(np.maximum(peak, 1) ** (2 / 3) - 1), 0)
     r_merge = np.where(det["EXT"] > 0, np.maximum(np.maximum(2.0 * det["EXT"], 40.0), r_bright), 15.0)
     order = np.argsort(-det["DET_LIKE"])
-    keep = []
+    x, y, ext = (np.asarray(det[c], float) for c in ("x", "y", "EXT"))
+    keep = np.empty(n, int)
+    m = 0
     for i in order:
-        ok = True
-        for k in keep:
-            d = np.hypot(det["x"][i] - det["x"][k], det["y"][i] - det["y"][k])
-            if d < 15.0 or (det["EXT"][i] > 0 and det["EXT"][k] > 0
-                            and d < max(r_merge[k], 1.5 * det["EXT"][i])):
-                ok = False
-                break
-        if ok:
-            keep.append(i)
-    keep = np.sort(np.array(keep, int))
+        # against every source kept so far (vectorised)
+        kk = keep[:m]
+        d = np.hypot(x[i] - x[kk], y[i] - y[kk])
+        bad = d < 15.0
+        if ext[i] > 0:
+            bad |= (ext[kk] > 0) & (d < np.maximum(r_merge[kk], 1.5 * ext[i]))
+        if not bad.any():
+            keep[m] = i
+            m += 1
+    keep = np.sort(keep[:m])
     return {k: v[keep] for k, v in det.items()}
 
 
