@@ -276,3 +276,49 @@ def test_cli_arguments(tmp_path):
     a = p.parse_args(["-o", str(tmp_path), "--mode", "stamps"])
     with pytest.raises(SystemExit):
         cli.run(a)
+
+
+# -- speed-ups keep the results --------------------------------------------------------------
+def test_fit_counts_matches_direct_maximisation():
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(3)
+    redges = detect.annulus_edges(300.0)
+    eef = 1.0 - (1.0 + (redges / 8.0) ** 2) ** -0.5
+    f = np.diff(eef)
+    b = 0.002 * np.pi * np.diff(redges ** 2)
+    for s_true in (0.0, 3.0, 30.0, 300.0):
+        n = rng.poisson(b + s_true * f).astype(float)
+        s, ll, _ = detect._fit_counts(n[None], b[None], f[None])
+
+        def neg(sv):
+            mu = b + sv * f
+            return -(n * np.log(mu / b) - sv * f).sum()
+
+        ref = minimize_scalar(neg, bounds=(0.0, 2000.0), method="bounded",
+                              options={"xatol": 1e-6})
+        assert abs(s[0] - ref.x) < 0.01 * (1 + ref.x)
+        assert abs(ll[0] + ref.fun) < 1e-3 * (1 + abs(ref.fun))
+
+
+def test_bilinear_upsampling_equals_map_coordinates():
+    from scipy import ndimage
+
+    a = np.random.default_rng(4).random((6, 9))
+    yy = np.arange(50) / 8.0 - 0.3
+    xx = np.arange(77) / 8.0 - 0.4
+    ref = ndimage.map_coordinates(a, np.meshgrid(yy, xx, indexing="ij"), order=1,
+                                  mode="nearest")
+    np.testing.assert_allclose(detect._upsample_bilinear(a, yy, xx), ref, atol=1e-12)
+
+
+def test_field_detection_independent_of_workers():
+    from astro_clustermass.simulate.field import _tiles, detect_field, generate_field_sky
+
+    sky = generate_field_sky(2.4, 5, CFG)
+    assert len(_tiles(*sky["box"])) == 4
+    d1 = detect_field(sky, CFG, progress=False, workers=1)
+    d2 = detect_field(sky, CFG, progress=False, workers=2)
+    assert len(d1["RA"]) > 50
+    for k in ("RA", "DEC", "DET_LIKE", "EXT_LIKE", "ML_RATE"):
+        np.testing.assert_array_equal(d1[k], d2[k])

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realisations", type=int, default=1,
                         help="field mode: number of realisations (seeds SEED, SEED+1, ...)")
     parser.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="stamps mode: processes")
+    parser.add_argument("--workers", type=int, default=1, help="processes (stamps; field mode: for the detection)")
     parser.add_argument("--keep-events", choices=("selected", "all", "none"),
                         default="selected", help="stamps mode: which stamps keep their photons")
     parser.add_argument("--resume", action="store_true",
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         for k in range(args.realisations):
             d = os.path.join(args.outdir, f"real_{k:03d}") if args.realisations > 1 else args.outdir
             r = simulate_field(d, area=area, seed=args.seed + k, config=config,
-                               progress=progress, overwrite=not args.resume)
+                               progress=progress, overwrite=not args.resume,
+                               workers=args.workers)
             c = r.manifest.get("counts", {})
             print(f"{d}: {c.get('halos')} halos, {c.get('events')} events, "
                   f"{c.get('detections')} detections, {c.get('selected')} pass "

@@ -113,35 +113,59 @@ def _tiles(ra_range, dec_range, size_deg=1.5):
             for j in range(ndec) for i in range(nra)]
 
 
-def detect_field(sky, config=DEFAULT_CONFIG, progress=True):
-    """Run detection over a field in ~1 deg tiles; returns a dict of arrays."""
+_TILE_CTX = {}     # state shared with forked tile workers (see detect_field)
+
+
+def _detect_tile(k):
+    """Detection in tile ``k`` of the field in ``_TILE_CTX`` (photons sorted by Dec)."""
+    c = _TILE_CTX
+    ev, expo, config, vign = c["events"], c["exposure"], c["config"], c["vign"]
+    (r0, r1), (d0, d1) = c["tiles"][k]
+    margin = c["margin"]
+    m = margin / 3600.0
+    lo, hi = np.searchsorted(c["dec_sorted"], [d0 - m, d1 + m])
+    idx = c["order"][lo:hi]
+    cosd = np.cos(np.radians(min(abs(d0), abs(d1)) if d0 * d1 > 0 else 0.0))
+    sel = (ev["RA"][idx] >= r0 - m / cosd) & (ev["RA"][idx] <= r1 + m / cosd)
+    idx = idx[sel]
+    ra_t, dec_t = 0.5 * (r0 + r1), 0.5 * (d0 + d1)
+    half = 0.5 * max((r1 - r0) * cosd, d1 - d0) * 3600.0 + margin
+
+    def core(r, d):
+        return (r >= r0) & (r < r1) & (d >= d0) & (d < d1)
+
+    return survey.detect_in_patch(ra_t, dec_t, half, ev["RA"][idx], ev["DEC"][idx],
+                                  expo, config, vign, core=core)
+
+
+def detect_field(sky, config=DEFAULT_CONFIG, progress=True, workers=1):
+    """Run detection over a field in ~1.5 deg tiles; returns a dict of arrays.
+
+    The tiles are independent (each with a margin of photons around it), so with
+    ``workers > 1`` they are shared among that many forked processes; the result does
+    not depend on ``workers``.
+    """
     from tqdm.auto import tqdm
 
     ev = sky["events"]
-    expo = sky["exposure"]
-    vign = survey.band_vignetting(config)
-    margin = config.det_fit_radius + 30.0
     order = np.argsort(ev["DEC"])
-    dec_sorted = ev["DEC"][order]
-    out = []
     tiles = _tiles(*sky["box"])
-    for (r0, r1), (d0, d1) in tqdm(tiles, desc="detect (tiles)", disable=not progress,
-                                   unit="tile"):
-        m = margin / 3600.0
-        lo, hi = np.searchsorted(dec_sorted, [d0 - m, d1 + m])
-        idx = order[lo:hi]
-        cosd = np.cos(np.radians(min(abs(d0), abs(d1)) if d0 * d1 > 0 else 0.0))
-        sel = (ev["RA"][idx] >= r0 - m / cosd) & (ev["RA"][idx] <= r1 + m / cosd)
-        idx = idx[sel]
-        ra_t, dec_t = 0.5 * (r0 + r1), 0.5 * (d0 + d1)
-        half = 0.5 * max((r1 - r0) * cosd, d1 - d0) * 3600.0 + margin
+    _TILE_CTX.update(events=ev, exposure=sky["exposure"], config=config,
+                     vign=survey.band_vignetting(config), margin=config.det_fit_radius + 30.0,
+                     order=order, dec_sorted=ev["DEC"][order], tiles=tiles)
+    try:
+        bar = dict(total=len(tiles), desc="detect (tiles)", disable=not progress, unit="tile")
+        if workers > 1 and len(tiles) > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
 
-        def core(r, d, r0=r0, r1=r1, d0=d0, d1=d1):
-            return (r >= r0) & (r < r1) & (d >= d0) & (d < d1)
-
-        det = survey.detect_in_patch(ra_t, dec_t, half, ev["RA"][idx], ev["DEC"][idx],
-                                     expo, config, vign, core=core)
-        out.append(det)
+            with ProcessPoolExecutor(max_workers=workers,
+                                     mp_context=mp.get_context("fork")) as ex:
+                out = list(tqdm(ex.map(_detect_tile, range(len(tiles))), **bar))
+        else:
+            out = [_detect_tile(k) for k in tqdm(range(len(tiles)), **bar)]
+    finally:
+        _TILE_CTX.clear()
     det = {k: np.concatenate([d[k] for d in out]) for k in out[0]}
     return det
 
@@ -178,7 +202,7 @@ def _det_table(det, match):
 
 
 def simulate_field(outdir, area=140.0, seed=0, config=DEFAULT_CONFIG, progress=True,
-                   overwrite=False, write_events=True, center=(136.0, 1.5)):
+                   overwrite=False, write_events=True, center=(136.0, 1.5), workers=1):
     """Simulate one eFEDS-like field: events, truth and detections, written to ``outdir``.
 
     Parameters
@@ -194,6 +218,9 @@ def simulate_field(outdir, area=140.0, seed=0, config=DEFAULT_CONFIG, progress=T
     progress, overwrite, write_events : bool
     center : (ra, dec)
         Field centre [deg].
+    workers : int
+        Processes for the source detection (independent tiles); the results do not
+        depend on it.
 
     Returns
     -------
@@ -211,7 +238,7 @@ def simulate_field(outdir, area=140.0, seed=0, config=DEFAULT_CONFIG, progress=T
     io.write_manifest(os.path.join(outdir, "manifest.yaml"), man)
     sky = generate_field_sky(area, seed, config, center)
     t1 = time.perf_counter()
-    det = detect_field(sky, config, progress=progress)
+    det = detect_field(sky, config, progress=progress, workers=workers)
     t2 = time.perf_counter()
     ev = sky["events"]
     from scipy.spatial import cKDTree
