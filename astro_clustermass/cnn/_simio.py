@@ -105,7 +105,10 @@ def simulate_realisations(outdir, n, seed=1000, workers=1, n_halos=20_000, confi
     dirs = []
     for k in range(n):
         d = os.path.join(outdir, f"real_{k:03d}")
+        # chunks already on disk (their detection file is written last)
         done_chunks = 0
+        while os.path.exists(os.path.join(d, f"detections_c{done_chunks:05d}.fits")):
+            done_chunks += 1
         while True:
             if os.path.exists(stop_file) or (until is not None and _utc_now() >= until):
                 log.info("simulate: stopping (%s)", "STOP file" if os.path.exists(stop_file)
