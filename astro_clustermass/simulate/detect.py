@@ -119,17 +119,18 @@ def _circle_overlap(d, r1, r2):
     return out
 
 
-def _fit_counts(n, b, f, iters=30):
+def _fit_counts(n, b, f, iters=30, tol=1e-5):
     """Maximise sum n ln(b + S f) - (b + S f) over S >= 0, vectorised.
 
     n, b : (..., nbins); f : (..., nbins) source template (fraction of total counts per bin).
+    Newton steps (halving S where a step would make it negative), per row until the step
+    is below ``tol`` (1 + S) or ``iters`` steps.
     Returns S, lnL(S) - lnL(0), curvature (Fisher information at S).
     """
     fsum = f.sum(-1)
     s = np.maximum((n - b).sum(-1) / np.maximum(fsum, 1e-12), 0.0)
-    # Newton iterations on the rows that have not converged yet (a row stops once its
-    # step is below 1e-3 (1 + S): the same criterion as iterating all rows until every
-    # one meets it, without re-evaluating the converged ones)
+    # Newton iterations only on the rows that have not converged yet (each row stops on
+    # its own step, so a fit does not depend on which other rows share the call)
     shp = s.shape
     s = s.reshape(-1).copy()
     n2 = np.broadcast_to(n, shp + n.shape[-1:]).reshape(-1, n.shape[-1])
@@ -150,7 +151,7 @@ def _fit_counts(n, b, f, iters=30):
         s_new = sa + g / np.maximum(h, 1e-12)
         s_new = np.where(s_new < 0, 0.5 * sa, s_new)
         s[act] = s_new
-        act = act[np.abs(s_new - sa) >= 1e-3 * (1.0 + sa)]
+        act = act[np.abs(s_new - sa) >= tol * (1.0 + sa)]
     s = s.reshape(shp)
     mu = np.maximum(b + s[..., None] * f, 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
