@@ -162,29 +162,23 @@ def _fit_counts(n, b, f, iters=30, tol=1e-5):
     return s, ll, np.maximum(fisher, fisher_exp)
 
 
-def _interp_matrix(coords, n):
-    """(len(coords), n) matrix of linear interpolation weights at fractional indices
+def _interp_index(coords, n):
+    """Lower sample index and weight of linear interpolation at fractional indices
     ``coords`` on a grid of ``n`` samples, edge values held outside (as
     ``ndimage.map_coordinates(order=1, mode="nearest")``)."""
     c = np.clip(np.asarray(coords, float), 0.0, n - 1.0)
-    i0 = np.minimum(np.floor(c).astype(int), max(n - 2, 0))
-    w = c - i0
-    m = np.zeros((c.size, n))
-    rows = np.arange(c.size)
-    if n == 1:
-        m[:, 0] = 1.0
-        return m
-    m[rows, i0] = 1.0 - w
-    m[rows, i0 + 1] += w
-    return m
+    i0 = np.clip(np.floor(c).astype(int), 0, max(n - 2, 0))
+    i1 = np.minimum(i0 + 1, n - 1)
+    return i0, i1, c - i0
 
 
 def _upsample_bilinear(arr, yy, xx):
     """Bilinear interpolation of ``arr`` at the grid ``yy`` x ``xx`` (fractional indices):
-    separable, so two small matrix products instead of a per-pixel interpolation."""
-    wy = _interp_matrix(yy, arr.shape[0])
-    wx = _interp_matrix(xx, arr.shape[1])
-    return wy @ arr @ wx.T
+    separable, one pass along each axis instead of a per-pixel interpolation."""
+    y0, y1, wy = _interp_index(yy, arr.shape[0])
+    x0, x1, wx = _interp_index(xx, arr.shape[1])
+    rows = (1.0 - wy)[:, None] * arr[y0] + wy[:, None] * arr[y1]
+    return rows[:, x0] * (1.0 - wx) + rows[:, x1] * wx
 
 
 def _smooth(img, s):
