@@ -322,3 +322,36 @@ def test_field_detection_independent_of_workers():
     assert len(d1["RA"]) > 50
     for k in ("RA", "DEC", "DET_LIKE", "EXT_LIKE", "ML_RATE"):
         np.testing.assert_array_equal(d1[k], d2[k])
+
+
+@pytest.mark.parametrize("dec0", [0.0, 40.0])
+def test_field_tile_gets_every_photon_of_its_square_patch(monkeypatch, dec0):
+    # a tile narrower than it is tall is fitted in a square patch: the photons of the whole
+    # square must reach the detection (strips with exposure and no photons bias the
+    # background map low and the detections near them high)
+    from astro_clustermass.simulate import field
+
+    rng = np.random.default_rng(2)
+    ra = rng.uniform(97.0, 103.0, 400_000)
+    s0, s1 = np.sin(np.radians(dec0 - 3)), np.sin(np.radians(dec0 + 3))
+    dec = np.degrees(np.arcsin(rng.uniform(s0, s1, ra.size)))
+    order = np.argsort(dec)
+    seen = {}
+
+    def fake_detect(ra_t, dec_t, half, ev_ra, ev_dec, *args, **kw):
+        seen.update(ra_t=ra_t, dec_t=dec_t, half=half, ra=ev_ra, dec=ev_dec)
+        return {}
+
+    monkeypatch.setattr(field.survey, "detect_in_patch", fake_detect)
+    monkeypatch.setattr(field, "_TILE_CTX", dict(
+        events={"RA": ra, "DEC": dec}, exposure=None, config=CFG, vign=0.5, margin=330.0,
+        order=order, dec_sorted=dec[order],
+        tiles=[((99.5, 100.5), (dec0 - 0.75, dec0 + 0.75))]))
+    field._detect_tile(0)
+    h = seen["half"]
+    assert h > 0.75 * 3600          # square set by the 1.5 deg height, wider than the tile
+    x, y = survey.radec_to_offsets(seen["ra_t"], seen["dec_t"], ra, dec)
+    inside = (np.abs(x) < h) & (np.abs(y) < h)
+    x2, y2 = survey.radec_to_offsets(seen["ra_t"], seen["dec_t"], seen["ra"], seen["dec"])
+    got = (np.abs(x2) < h) & (np.abs(y2) < h)
+    assert got.sum() == inside.sum()

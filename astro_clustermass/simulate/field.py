@@ -122,14 +122,18 @@ def _detect_tile(k):
     ev, expo, config, vign = c["events"], c["exposure"], c["config"], c["vign"]
     (r0, r1), (d0, d1) = c["tiles"][k]
     margin = c["margin"]
-    m = margin / 3600.0
-    lo, hi = np.searchsorted(c["dec_sorted"], [d0 - m, d1 + m])
-    idx = c["order"][lo:hi]
     cosd = np.cos(np.radians(min(abs(d0), abs(d1)) if d0 * d1 > 0 else 0.0))
-    sel = (ev["RA"][idx] >= r0 - m / cosd) & (ev["RA"][idx] <= r1 + m / cosd)
-    idx = idx[sel]
     ra_t, dec_t = 0.5 * (r0 + r1), 0.5 * (d0 + d1)
     half = 0.5 * max((r1 - r0) * cosd, d1 - d0) * 3600.0 + margin
+    # every photon of the square patch (detect_patch crops to it exactly): a tile that is
+    # narrower than the square must not leave strips with exposure but no photons, which
+    # would bias the background map low and the detections near them high
+    hd = half / 3600.0 * 1.01 + 0.01
+    lo, hi = np.searchsorted(c["dec_sorted"], [dec_t - hd, dec_t + hd])
+    idx = c["order"][lo:hi]
+    cos_far = np.cos(np.radians(min(89.0, max(abs(dec_t - hd), abs(dec_t + hd)))))
+    dra = (ev["RA"][idx] - ra_t + 180.0) % 360.0 - 180.0
+    idx = idx[np.abs(dra) <= hd / cos_far]
 
     def core(r, d):
         return (r >= r0) & (r < r1) & (d >= d0) & (d < d1)
