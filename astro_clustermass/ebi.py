@@ -280,7 +280,9 @@ def _chunk_arrays(cols, units, flag_mask, pat_typ, source, keep_time):
     ok, rejected = _quality_mask(cols, flag_mask, pat_typ, source)
     finite = np.isfinite(ra) & np.isfinite(dec) & np.isfinite(pi) & (np.abs(dec) <= 90)
     base = finite if ok is None else ok & finite
-    rejected["non-finite"] = int((~finite).sum())
+    # each rejected row is counted once, under the first cut it fails (FLAG, PAT_TYP,
+    # non-finite, PI <= 0): the counts add up to the rows dropped
+    rejected["non-finite"] = int((~finite & (True if ok is None else ok)).sum())
     pos = pi > 0  # eSASS: negative PI for the secondary pixels of a pattern
     rejected["PI <= 0"] = int((base & ~pos).sum())
     keep = base & pos
@@ -1256,9 +1258,11 @@ def read_ebi_stack(path, mmap=False):
             params = None if d is None else EBIParameters.from_dict(d)
         images = f["ebi"] if mmap else f["ebi"][...].astype(np.float32, copy=False)
         has_cat = "catalog" in f
-    finally:
-        if not mmap:
-            f.close()
+    except BaseException:
+        f.close()
+        raise
+    if not mmap:
+        f.close()
     catalog = Table.read(path, path="catalog") if has_cat else None
     return EBIStack(images=images, params=params, catalog=catalog)
 

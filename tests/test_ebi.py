@@ -232,3 +232,34 @@ def test_teaching_pickle_cli_needs_the_opt_in(tmp_path, capsys):
     s = read_ebi_stack(out)
     np.testing.assert_array_equal(s.images, images)
     assert s.params is None and list(s.catalog["z"]) == [0.1, 0.5]
+
+
+def test_rejection_counts_add_up_to_the_rows_dropped():
+    rng = np.random.default_rng(15)
+    n = 400
+    sky = SkyCoord(150.0, 2.0, unit="deg").spherical_offsets_by(
+        rng.normal(0, 100, n) * u.arcsec, rng.normal(0, 100, n) * u.arcsec)
+    t = sky_table(sky, rng.uniform(0.3, 2.0, n),
+                  FLAG=np.where(rng.random(n) < 0.2, 0x10, 0).astype(np.int32),
+                  PAT_TYP=rng.integers(0, 7, n).astype(np.int32))
+    t["PI"][rng.random(n) < 0.2] = -1.0
+    t["RA"][rng.random(n) < 0.2] = np.nan  # some of these fail other cuts too
+    ev = EventList(t)
+    assert len(ev) + sum(ev.rejected.values()) == n
+    assert all(v > 0 for v in ev.rejected.values())
+
+
+def test_stack_without_images_is_refused_and_closed(tmp_path):
+    import h5py
+
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros(3)
+    for mmap in (False, True):
+        # the traceback kept in `info` would keep an unclosed file open
+        with pytest.raises(KeyError, match="'ebi'") as info:
+            read_ebi_stack(path, mmap=mmap)
+    assert info.traceback
+    with h5py.File(path, "w") as f:  # fails while the reader still holds the file
+        f["ebi"] = np.zeros((1, 50, 50, 10), np.float32)
+    assert read_ebi_stack(path).images.shape == (1, 50, 50, 10)
