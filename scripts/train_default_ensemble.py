@@ -4,12 +4,15 @@
 Steps, each skipped when its output exists (so an interrupted run is resumed by running
 the same command again):
 
-1. ``simulate``: the stamp-mode simulator (`astro_clustermass.simulate`) writes
-   ``--realisations`` realisations into ``WORK/sim/real_XXX`` (event files, truth and
-   detection tables), realisation *k* seeded with ``--sim-seed + k``;
+1. ``simulate``: the stamp-mode simulator (`astro_clustermass.simulate.simulate_stamps`,
+   halo mass function from ``--log10-mmin``) writes ``--realisations`` realisations of
+   ``--halos`` stamps into ``WORK/sim/real_XXX`` (event files, truth and detection
+   tables, chunks of 400 stamps), realisation *k* seeded with ``--sim-seed + k``;
+   ``--sim-until HH:MM`` / ``--sim-chunks N`` / ``touch WORK/sim/STOP`` bound it;
 2. ``dataset``: `astro_clustermass.cnn.dataset.build_dataset` selects the detections
-   matched to a cluster with ``EXT_LIKE > 6 & DET_LIKE > 5``, builds their EBIs with
-   the default `EBIParameters` and writes ``WORK/dataset.h5``;
+   matched to a stamp's central halo with ``EXT_LIKE > 6 & DET_LIKE > 5``, takes the true
+   M500c and z from the truth tables, builds the EBIs at the detected positions with the
+   default `EBIParameters` and writes ``WORK/dataset.h5``;
 3. ``train``: ``--members`` seed-000 networks (seeds 0..N-1, split seed 0), checkpoints in
    ``WORK/train`` (resumable), ensemble written to ``WORK/ensemble``;
 4. ``export``: the ensemble (weights + manifest + curves) copied into
@@ -17,9 +20,11 @@ the same command again):
 5. ``evaluate``: ``python -m astro_clustermass.cnn.evaluate`` on the test split ->
    ``WORK/evaluation/metrics.json`` and figures.
 
-Usage (the shipped ensemble was made with the defaults and 2 torch threads)::
+Usage (the shipped ensemble; its manifest's ``made_by`` has the exact command line)::
 
-    python scripts/train_default_ensemble.py --work /work/cnn_work --threads 2
+    python scripts/train_default_ensemble.py --work /work/cnn_work_sim --source simulate \
+        --halos 40000 --sim-seed 1000 --log10-mmin 13.3 --sim-chunks 72 --members 5 \
+        --parallel 5 --threads 2 --max-epochs 300 --patience 20 --lr-patience 8
 
 Training is deterministic for a given machine, thread count and torch version (see
 docs/cnn.rst); the manifest records all three.
