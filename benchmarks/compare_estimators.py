@@ -21,7 +21,7 @@ Given a data set in the CNN's HDF5 layout (`astro_clustermass.cnn.dataset`), thi
 
 Example::
 
-    python benchmarks/compare_estimators.py /work/cnn_work/dataset.h5 --out /tmp/compare
+    python benchmarks/compare_estimators.py /work/cnn_work_sim/dataset.h5 --out /tmp/compare
 """
 
 from __future__ import annotations
@@ -41,6 +41,30 @@ sys.path.insert(0, REPO)
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _r500_pix(catalog, pix_arcsec):
+    """R500c of every cluster in EBI pixels, or None.
+
+    From the catalogue's ``R500_arcsec`` when present (interim data sets), else from the true
+    ``M500c`` and ``z`` with the simulator's (seed-000) cosmology, as the package simulator's
+    truth tables compute it.
+    """
+    if "R500_arcsec" in catalog.colnames:
+        return np.asarray(catalog["R500_arcsec"], float) / pix_arcsec
+    if not {"M500c", "z"} <= set(catalog.colnames):
+        return None
+    from astropy import units as u
+
+    from astro_clustermass.simulate.config import SimConfig
+    from astro_clustermass.simulate.halos import r500c_kpc
+
+    config = SimConfig()
+    m = np.asarray(u.Quantity(catalog["M500c"], u.Msun).value, float)
+    z = np.asarray(catalog["z"], float)
+    r500_kpc = r500c_kpc(m, z, config)
+    da_kpc = config.cosmology.angular_diameter_distance(z).to_value(u.kpc)
+    return r500_kpc / da_kpc * (180.0 / np.pi * 3600.0) / pix_arcsec
 
 
 def _split(data, selection, seed, fractions):
@@ -177,9 +201,7 @@ def main(argv=None):
             "0.039).", [("Ten band images of the clusters with the largest (top) and "
                          "smallest (bottom) member disagreement.", fig7)]))
         extra.append(("fig7_disagreement.png", fig7))
-        r500 = None
-        if "R500_arcsec" in test.catalog.colnames:
-            r500 = np.asarray(test.catalog["R500_arcsec"], float) / pix
+        r500 = _r500_pix(test.catalog, pix)
         grad = interpret.gradient_maps(ens, test.ebi, z, lt, max_per_bin=args.gradient_max_per_bin,
                                        r500_pix=r500, progress=True)
         from astro_clustermass.evaluation.plots import plot_gradient_maps

@@ -465,6 +465,31 @@ def test_compare_estimators_benchmark_without_cnn(tmp_path, capsys):
     assert row["n"] == 12  # the 15% test split of 80 clusters
 
 
+def test_compare_estimators_r500_from_true_mass():
+    """Without R500_arcsec, the benchmark takes R500c from the true M500c and z."""
+    import importlib.util
+
+    from astropy.cosmology import FlatLambdaCDM
+
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks",
+                          "compare_estimators.py")
+    spec = importlib.util.spec_from_file_location("compare_estimators", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cat = Table({"M500c": [1e14, 5e14] * u.Msun, "z": [0.1, 0.5]})
+    got = mod._r500_pix(cat, 24.0)
+    # independent: 500 rho_c(z) (4 pi / 3) R^3 = M, seed-000 cosmology, small angle
+    cosmo = FlatLambdaCDM(H0=67.74, Om0=0.3089, Ob0=0.048206)
+    rho = cosmo.critical_density(cat["z"]).to(u.Msun / u.Mpc ** 3)
+    r500 = (3 * cat["M500c"] / (4 * np.pi * 500 * rho)) ** (1 / 3)
+    theta = (r500 / cosmo.angular_diameter_distance(cat["z"])).to(u.arcsec,
+                                                                   u.dimensionless_angles())
+    np.testing.assert_allclose(got, theta.value / 24.0, rtol=1e-3)
+    cat["R500_arcsec"] = [240.0, 120.0]
+    np.testing.assert_allclose(mod._r500_pix(cat, 24.0), [10.0, 5.0])
+    assert mod._r500_pix(Table({"z": [0.1]}), 24.0) is None
+
+
 def test_format_binned():
     from astro_clustermass.evaluation.report import format_binned
 
