@@ -184,6 +184,49 @@ def test_detect_extended_source():
     assert 15 < det["EXT"][i] < 120          # true core radius 40"
 
 
+def _cluster_among_agn(seed, half=700.0):
+    """A stamp: background, a 60-photon cluster at the centre, 12 AGN 80"-400" away."""
+    rng = np.random.default_rng(seed)
+    x, y = _patch(rng, half, 6.5)
+    xs, ys = [x], [y]
+    props = {"beta": np.array([2 / 3]), "rc": np.array([0.15]), "rc_cc": np.array([0.03]),
+             "f_cc": np.array([0.0]), "b_to_a": np.array([1.0]), "pa": np.array([0.0]),
+             "Xoff": np.array([0.0]), "xoff_pa": np.array([0.0])}
+    dx, dy, _ = emission.sample_cluster_offsets(rng, np.array([60]), props, np.array([150.0]),
+                                                CFG)
+    px, py = instrument.sample_psf_offsets(rng, dx.size, CFG)
+    xs.append(dx + px)
+    ys.append(dy + py)
+    for _ in range(12):
+        r, phi = rng.uniform(80, 400), rng.uniform(0, 2 * np.pi)
+        px, py = instrument.sample_psf_offsets(rng, int(rng.integers(5, 40)), CFG)
+        xs.append(px + r * np.cos(phi))
+        ys.append(py + r * np.sin(phi))
+    return np.concatenate(xs), np.concatenate(ys), half
+
+
+@pytest.mark.parametrize("seed", [5, 10])
+def test_stamp_roi_detections_equal_whole_patch(seed):
+    # stamps report only detections near the centre (``roi``); they must be exactly those
+    # of the whole patch (as the field mode's ``core``). The former shortcut refitted only
+    # the candidates inside roi and left the others at their isolated fits, which took in
+    # the central cluster's photons: it was lost (seed 10) or weakened (seed 5).
+    x, y, half = _cluster_among_agn(seed)
+
+    def near(xx, yy):
+        return np.hypot(xx, yy) < CFG.stamp_keep_radius
+
+    d_roi = detect.detect_patch(x, y, half, _flat, CFG, 0.53, roi=near)
+    d_all = detect.detect_patch(x, y, half, _flat, CFG, 0.53, core=near)
+    assert len(d_all["x"]) >= 1
+    assert set(d_roi) == set(d_all)
+    for k in d_all:
+        np.testing.assert_array_equal(d_roi[k], d_all[k], err_msg=k)
+    i = np.argmin(np.hypot(d_roi["x"], d_roi["y"]))
+    assert np.hypot(d_roi["x"][i], d_roi["y"][i]) < 30
+    assert d_roi["EXT_LIKE"][i] > 6 and d_roi["DET_LIKE"][i] > 5
+
+
 # -- end to end ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def field_run(tmp_path_factory):
