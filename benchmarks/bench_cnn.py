@@ -17,6 +17,12 @@ so the efficiency is a ratio taken under the same load.
 Training: seconds per epoch of one seed-000 member (Adam, batch 100, augmentation,
 validation pass included) on the training split of ``--dataset`` (the default data set),
 or on a synthetic set of ``--n-train`` images if none is given.
+
+``--wait-policy-check``: the same inference (1,024 clusters) and two training epochs
+(at most 500 training clusters), each in a fresh child process, with ``OMP_WAIT_POLICY``
+= ACTIVE and PASSIVE, on the machine as it is and with one extra busy-loop process
+holding a core; the ratios show what spinning OpenMP threads cost when a core is taken
+(the package sets PASSIVE unless the user chose, see `astro_clustermass.cnn`).
 """
 
 from __future__ import annotations
@@ -53,6 +59,102 @@ def matmul_flops(torch, n=2048, repeats=5):
     return 2.0 * n ** 3 / best
 
 
+def _inputs(ens, dataset, n, rng):
+    if dataset:
+        from astro_clustermass.cnn.dataset import read_dataset
+
+        data = read_dataset(dataset)
+        idx = np.arange(min(n, len(data)))
+        return data, data.ebi[idx], data.z[idx], f"first {len(idx)} rows of {dataset}"
+    shape = tuple(ens.manifest.get("input", {}).get("image_shape", (50, 50, 10)))
+    ebi = rng.poisson(0.4, (n, *shape)).astype(np.float32)
+    z = rng.uniform(0.05, 1.0, n)
+    return None, ebi, z, f"{n} synthetic Poisson EBIs (mean 0.4 counts/pixel/band)"
+
+
+def _training_splits(ens, data, dataset, n_train):
+    if data is not None:
+        from astro_clustermass.cnn.train import prepare_splits
+
+        splits, _ = prepare_splits(data, ens.manifest.get("dataset", {}).get(
+            "selection", "EXT_LIKE > 6 & DET_LIKE > 5"))
+        train, val = splits["train"], splits["val"]
+        return train, val, f"{dataset}: {len(train)} training, {len(val)} validation"
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+    from test_cnn import synthetic_data
+
+    d = synthetic_data(n_train + n_train // 4, seed=0)
+    train = d.subset(np.arange(n_train))
+    val = d.subset(np.arange(n_train, len(d)))
+    return train, val, f"synthetic: {len(train)} training, {len(val)} validation"
+
+
+def _seconds_per_epoch(train, val, epochs):
+    from astro_clustermass.cnn.dataset import Normalisation
+    from astro_clustermass.cnn.train import TrainConfig, train_member
+
+    norm = Normalisation.fit(train.z, train.log10_mass)
+    config = TrainConfig(max_epochs=epochs, early_stopping_patience=1000)
+    r = train_member(train, val, config, 0, norm, progress=False)
+    return float(np.median([h["seconds"] for h in r.history]))
+
+
+def _child_quick(args):
+    """One cell of --wait-policy-check (run in a fresh process); prints JSON."""
+    import astro_clustermass.cnn  # noqa: F401
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from astro_clustermass.cnn.ensemble import Ensemble
+    from astro_clustermass.cnn.io import default_weights_dir
+
+    ens = Ensemble.load(args.weights or default_weights_dir())
+    data, ebi, z, _ = _inputs(ens, args.dataset, 1024, np.random.default_rng(0))
+    ens.predict(ebi[:128], z[:128])
+    best = np.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        ens.predict(ebi, z)
+        best = min(best, time.perf_counter() - t)
+    train, val, _ = _training_splits(ens, data, args.dataset, 500)
+    train = train.subset(np.arange(min(500, len(train))))
+    val = val.subset(np.arange(min(125, len(val))))
+    spe = _seconds_per_epoch(train, val, 2)
+    print(json.dumps({"infer_clusters_per_s": len(z) / best, "train_seconds_per_epoch": spe,
+                      "train_n": len(train), "policy": os.environ.get("OMP_WAIT_POLICY")}))
+    return 0
+
+
+def wait_policy_check(args):
+    """ACTIVE vs PASSIVE OpenMP waiting, with and without a busy process on one core."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child-quick", "--threads",
+           str(args.threads)]
+    if args.dataset:
+        cmd += ["--dataset", args.dataset]
+    if args.weights:
+        cmd += ["--weights", args.weights]
+    rows = []
+    for busy in (False, True):
+        for policy in ("ACTIVE", "PASSIVE"):
+            hog = (subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                   if busy else None)
+            try:
+                env = dict(os.environ, OMP_WAIT_POLICY=policy)
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            finally:
+                if hog is not None:
+                    hog.kill()
+                    hog.wait()
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            row.update(busy_process=busy, load=os.getloadavg()[0])
+            rows.append(row)
+            print(f"  busy process {'yes' if busy else 'no ':3s}  OMP_WAIT_POLICY={policy:7s} "
+                  f"inference {row['infer_clusters_per_s']:7.0f} clusters/s   training "
+                  f"{row['train_seconds_per_epoch']:6.2f} s/epoch ({row['train_n']} clusters)"
+                  f"   load {row['load']:.1f}", flush=True)
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2)
@@ -63,13 +165,20 @@ def main(argv=None):
     p.add_argument("--train-epochs", type=int, default=2)
     p.add_argument("--n-train", type=int, default=2000, help="synthetic training size if no --dataset")
     p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--wait-policy-check", action="store_true",
+                   help="also time ACTIVE vs PASSIVE OpenMP waiting, with and without a "
+                        "busy process on one core (child processes)")
+    p.add_argument("--child-quick", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    if args.child_quick:
+        return _child_quick(args)
 
+    import astro_clustermass.cnn  # noqa: F401  (before torch: sets OMP_WAIT_POLICY)
     import torch
 
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     from astro_clustermass.cnn.ensemble import Ensemble
     from astro_clustermass.cnn.io import default_weights_dir
     from astro_clustermass.cnn.model import flops_per_sample
@@ -87,20 +196,9 @@ def main(argv=None):
     ens = Ensemble.load(weights)
     res["weights"] = weights
     res["members"] = len(ens)
-    rng = np.random.default_rng(0)
-    data = None
-    if args.dataset:
-        from astro_clustermass.cnn.dataset import read_dataset
-
-        data = read_dataset(args.dataset)
-        idx = np.arange(min(args.n_infer, len(data)))
-        ebi, z = data.ebi[idx], data.z[idx]
-        res["inputs"] = f"first {len(idx)} rows of {args.dataset}"
-    else:
-        shape = tuple(ens.manifest.get("input", {}).get("image_shape", (50, 50, 10)))
-        ebi = rng.poisson(0.4, (args.n_infer, *shape)).astype(np.float32)
-        z = rng.uniform(0.05, 1.0, args.n_infer)
-        res["inputs"] = f"{args.n_infer} synthetic Poisson EBIs (mean 0.4 counts/pixel/band)"
+    res["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
+    data, ebi, z, res["inputs"] = _inputs(ens, args.dataset, args.n_infer,
+                                          np.random.default_rng(0))
     n = len(z)
 
     res["matmul_flops_before"] = matmul_flops(torch)
@@ -126,29 +224,13 @@ def main(argv=None):
     res["infer_fraction_of_matmul"] = res["infer_flops_per_s"] / mm
 
     if not args.skip_training:
-        from astro_clustermass.cnn.dataset import Normalisation
-        from astro_clustermass.cnn.train import TrainConfig, prepare_splits, train_member
-
-        if data is not None:
-            splits, info = prepare_splits(data, ens.manifest.get("dataset", {}).get(
-                "selection", "EXT_LIKE > 6 & DET_LIKE > 5"))
-            train, val = splits["train"], splits["val"]
-            res["train_data"] = f"{args.dataset}: {len(train)} training, {len(val)} validation"
-        else:
-            sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-            from test_cnn import synthetic_data
-
-            d = synthetic_data(args.n_train + args.n_train // 4, seed=0)
-            train = d.subset(np.arange(args.n_train))
-            val = d.subset(np.arange(args.n_train, len(d)))
-            res["train_data"] = f"synthetic: {len(train)} training, {len(val)} validation"
-        norm = Normalisation.fit(train.z, train.log10_mass)
-        config = TrainConfig(max_epochs=args.train_epochs, early_stopping_patience=1000)
-        r = train_member(train, val, config, 0, norm, progress=False)
-        per_epoch = [h["seconds"] for h in r.history]
-        res["train_seconds_per_epoch"] = float(np.median(per_epoch))
+        train, val, res["train_data"] = _training_splits(ens, data, args.dataset, args.n_train)
+        res["train_seconds_per_epoch"] = _seconds_per_epoch(train, val, args.train_epochs)
         res["train_seconds_per_epoch_per_1000"] = res["train_seconds_per_epoch"] / len(train) * 1000
         res["train_n"] = len(train)
+    if args.wait_policy_check:
+        print("OMP_WAIT_POLICY check (fresh child processes):", flush=True)
+        res["wait_policy_check"] = wait_policy_check(args)
     res["uptime_after"] = _uptime()
 
     print(json.dumps(res, indent=1))

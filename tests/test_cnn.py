@@ -463,3 +463,25 @@ def test_dataset_from_simulator_output(tmp_path):
     assert np.all(det_pos.separation(true_pos) > 0)
     assert data.ebi.shape[1:] == (50, 50, 10) and np.all(data.ebi.sum(axis=(1, 2, 3)) > 0)
     assert len(set(data.group_keys())) == len(data)
+
+
+def _wait_policy_after(code, policy=None):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
+    out = subprocess.run([sys.executable, "-c", code + "; print(os.environ.get('OMP_WAIT_POLICY'))"],
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout.split()[-1]
+
+
+def test_omp_wait_policy_passive_unless_user_set():
+    # spinning OpenMP threads make torch 5-20x slower when another process holds a core
+    # (docs/performance.rst); the package asks for passive waiting before torch loads
+    assert _wait_policy_after("import os, astro_clustermass.cnn.model") == "PASSIVE"
+    # the package itself leaves the environment alone until the CNN is used
+    assert _wait_policy_after("import os, astro_clustermass") == "None"
+    assert _wait_policy_after("import os, astro_clustermass as a; a.get_estimator('cnn-ensemble')"
+                              ) == "PASSIVE"
+    assert _wait_policy_after("import os, astro_clustermass.cnn.model", "ACTIVE") == "ACTIVE"
+    # torch already loaded: its OpenMP runtime has read the environment, nothing to change
+    assert _wait_policy_after("import os, torch, astro_clustermass.cnn.model") == "None"

@@ -16,7 +16,20 @@ Importing this package does not import torch; the submodules do:
 
 from __future__ import annotations
 
+import os
+import sys
+
 __all__ = ["builtin_estimator_specs"]
+
+# torch's OpenMP threads spin while they wait for each other. When another process holds
+# one of the cores (a shared machine, several Dask workers, a simulation next to the
+# training) the spinning threads wait for a descheduled partner and training and
+# inference run 5-20 times slower; passive waiting costs a few per cent on an idle
+# machine (measured by benchmarks/bench_cnn.py --wait-policy-check, docs/performance.rst).
+# The runtime reads the variable when torch is first imported, so it is set here, before
+# any submodule imports torch; a value the user set is kept.
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def builtin_estimator_specs():
