@@ -70,12 +70,15 @@ def measure(field_dirs, stamps_dir=None):
 
     dets, truths, area, seeds = [], [], 0.0, []
     n_bkg_photons, exposure_area = 0, 0.0
+    boxes = {}
     for d in field_dirs:
         r = read_realisation(d)
         if r.manifest.get("mode") != "field":
             raise ValueError(f"{d} is not a field-mode realisation")
         area += float(r.manifest["area_deg2"])
         seeds.append(r.manifest["seed"])
+        boxes[str(d)] = survey.field_box(float(r.manifest["area_deg2"]),
+                                         tuple(r.manifest.get("center_deg", (136.0, 1.5))))
         det, truth = r.detections, r.truth
         det["realisation"] = str(d)
         truth["realisation"] = str(d)
@@ -182,7 +185,56 @@ def measure(field_dirs, stamps_dir=None):
 
     if stamps_dir:
         out["stamps"] = measure_stamps(stamps_dir)
+        out["field_as_stamps"] = field_like_stamps(det, truth, boxes, config,
+                                                   out["stamps"]["log10_mmin"])
     return out, s
+
+
+MASS_BINS = (13.3, 13.6, 13.9, 14.2, 14.5, 16.0)
+
+
+def _efficiency(lm, selected, bins=MASS_BINS):
+    """Selected fraction per bin of log10 M500c: {"lo-hi": [fraction, selected, halos]}."""
+    out = {}
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        k = (lm >= lo) & (lm < hi)
+        out[f"{lo}-{hi}"] = [float(selected[k].mean()) if k.any() else float("nan"),
+                             int(selected[k].sum()), int(k.sum())]
+    return out
+
+
+def field_like_stamps(det, truth, boxes, config, log10_mmin, margin=0.5):
+    """The field's selection restricted to the halos a stamps run would simulate as
+    centres: log10 M500c >= the stamps' ``log10_mmin``, at least ``stamp_min_counts``
+    expected counts at the mean exposure, and at least ``margin`` deg inside the field
+    box (stamps take their exposure from there, away from the tapered edges). Returns
+    the matched and selected ones per 140 deg^2 of that inner area and the selected
+    fraction per mass bin, to set against `measure_stamps`."""
+    expo = np.asarray(truth["EXPOSURE"], float)
+    rate = np.where(expo > 0, np.asarray(truth["counts_exp"], float) / np.maximum(expo, 1e-9), 0.0)
+    lm = np.log10(np.asarray(truth["M500c"], float))
+    ra, dec = np.asarray(truth["RA"], float), np.asarray(truth["DEC"], float)
+    real = np.asarray(truth["realisation"]).astype(str)
+    inner = np.zeros(len(truth), bool)
+    area = 0.0
+    for name, ((r0, r1), (d0, d1)) in boxes.items():
+        lo, hi = d0 + margin, d1 - margin
+        dra = margin / np.cos(np.radians(0.5 * (d0 + d1)))      # margin in RA degrees
+        # area of the inner box [deg^2] = d(RA) [deg] x (sin hi - sin lo) x 180/pi
+        if r1 - r0 <= 2 * dra or hi <= lo:
+            continue                                            # no inner box
+        area += (r1 - r0 - 2 * dra) * np.degrees(np.sin(np.radians(hi)) - np.sin(np.radians(lo)))
+        inner |= (real == name) & (dec > lo) & (dec < hi) & (ra > r0 + dra) & (ra < r1 - dra)
+    pre = (rate * config.exposure_mean >= config.stamp_min_counts) & (lm >= log10_mmin) & inner
+    sel = _sel(det) & np.asarray(det["MATCHED"], bool)
+    key = lambda t: np.char.add(np.asarray(t["realisation"]).astype(str),  # noqa: E731
+                                np.asarray(t["HALO_ID"]).astype(str))
+    hit = np.isin(key(truth), key(det[sel]))
+    n140, e140 = _per140(int((hit & pre).sum()), area) if area > 0 else (float("nan"),) * 2
+    return {"log10_mmin": float(log10_mmin), "margin_deg": margin, "inner_area_deg2": area,
+            "halos": int(pre.sum()),
+            "selected_matched": int((hit & pre).sum()), "per140": [n140, e140],
+            "efficiency_by_log10M": _efficiency(lm[pre], hit[pre])}
 
 
 def measure_stamps(outdir):
@@ -196,14 +248,20 @@ def measure_stamps(outdir):
     n = min(len(dets), len(truths))
     det = vstack([Table.read(f) for f in dets[:n]], metadata_conflicts="silent")
     tr = vstack([Table.read(f) for f in truths[:n]], metadata_conflicts="silent")
-    central_stamps = int(np.asarray(tr["central"], bool).sum())
-    area = man["area_deg2"] * central_stamps / man["n_halos_requested"]
+    central = np.asarray(tr["central"], bool)
+    central_stamps = int(central.sum())
+    # the virtual area per stamp: the run's area over the stamps it holds in all
+    n_all = man.get("n_stamps") or man["n_halos_requested"]
+    area = man["area_deg2"] * central_stamps / n_all
     cen = np.asarray(np.ma.filled(np.ma.asarray(det["central"]), False), bool)
     sel = _sel(det) & np.asarray(det["MATCHED"], bool) & cen
     n140, e140 = _per140(int(sel.sum()), area)
+    hit = np.isin(np.asarray(tr["HALO_ID"])[central], np.asarray(det["HALO_ID"])[sel])
+    lm = np.log10(np.asarray(tr["M500c"], float)[central])
     return {"dir": outdir, "chunks": n, "virtual_area_deg2": area,
             "log10_mmin": man["config"]["log10_mmin"], "selected_central": int(sel.sum()),
-            "per140": [n140, e140], "stamps": central_stamps}
+            "per140": [n140, e140], "stamps": central_stamps,
+            "efficiency_by_log10M": _efficiency(lm, hit)}
 
 
 def plot(s, path):
