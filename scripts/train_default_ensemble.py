@@ -65,7 +65,9 @@ def step_simulate(args):
     return simulate_realisations(os.path.join(args.work, "sim"), args.realisations,
                                  seed=args.sim_seed, workers=args.sim_workers,
                                  n_halos=args.halos, config=config, until=args.sim_until,
-                                 max_chunks=args.sim_chunks, progress=False)
+                                 max_chunks=args.sim_chunks, progress=False,
+                                 # a batch of chunks per call, so that workers > 1 share it
+                                 chunks_per_call=max(1, 2 * args.sim_workers))
 
 
 def step_interim(args):
