@@ -22,9 +22,9 @@ the same command again):
 
 Usage (the shipped ensemble; its manifest's ``made_by`` has the exact command line)::
 
-    python scripts/train_default_ensemble.py --work /work/cnn_work_sim --source simulate \
-        --halos 40000 --sim-seed 1000 --log10-mmin 13.3 --sim-chunks 72 --members 5 \
-        --parallel 5 --threads 2 --max-epochs 300 --patience 20 --lr-patience 8
+    python scripts/train_default_ensemble.py --work /tmp/cw_fix --source simulate \
+        --halos 40000 --sim-seed 1000 --log10-mmin 13.3 --sim-chunks 48 --sim-workers 2 \
+        --members 5 --parallel 5 --threads 2 --max-epochs 300 --patience 20 --lr-patience 8
 
 Training is deterministic for a given machine, thread count and torch version (see
 docs/cnn.rst); the manifest records all three.
@@ -134,7 +134,8 @@ def step_train(args, dataset):
         log(f"train: {out} exists, skipped")
         return out
     config = TrainConfig(max_epochs=args.max_epochs, early_stopping_patience=args.patience,
-                         lr_patience=args.lr_patience)
+                         lr_patience=args.lr_patience,
+                         uniform_mass_weights=args.uniform_mass_weights)
     common = dict(n_members=args.members, config=config, base_seed=0, split_seed=0,
                   dataset_path=dataset)
     work = os.path.join(args.work, "train")
@@ -157,6 +158,8 @@ def step_train(args, dataset):
                        "--dataset", dataset, "--member", str(i), "--threads", str(per),
                        "--members", str(args.members), "--max-epochs", str(args.max_epochs),
                        "--patience", str(args.patience), "--lr-patience", str(args.lr_patience)]
+                if args.uniform_mass_weights:
+                    cmd.append("--uniform-mass-weights")
                 logf = open(os.path.join(args.work, f"member_{i:02d}.log"), "a")
                 running.append((i, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT),
                                 logf))
@@ -309,6 +312,9 @@ def main(argv=None):
     p.add_argument("--max-epochs", type=int, default=300)
     p.add_argument("--patience", type=int, default=25)
     p.add_argument("--lr-patience", type=int, default=10)
+    p.add_argument("--uniform-mass-weights", action="store_true",
+                   help="weight the training clusters so that their log10 M500c distribution "
+                        "is effectively uniform (seed 000 sect. 4)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--parallel", type=int, default=1,
                    help="train members in this many processes (threads are shared out)")
