@@ -475,7 +475,7 @@ def _wait_policy_after(code, policy=None):
 
 
 def test_omp_wait_policy_passive_unless_user_set():
-    # spinning OpenMP threads make torch 5-20x slower when another process holds a core
+    # spinning OpenMP threads made torch 2-10x slower when another process held a core
     # (docs/performance.rst); the package asks for passive waiting before torch loads
     assert _wait_policy_after("import os, astro_clustermass.cnn.model") == "PASSIVE"
     # the package itself leaves the environment alone until the CNN is used

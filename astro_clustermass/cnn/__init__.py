@@ -24,8 +24,9 @@ __all__ = ["builtin_estimator_specs"]
 # torch's OpenMP threads spin while they wait for each other. When another process holds
 # one of the cores (a shared machine, several Dask workers, a simulation next to the
 # training) the spinning threads wait for a descheduled partner and training and
-# inference run 5-20 times slower; passive waiting costs a few per cent on an idle
-# machine (measured by benchmarks/bench_cnn.py --wait-policy-check, docs/performance.rst).
+# inference ran 2-10 times slower on the 2-core development machine; passive waiting
+# cost 9 % (inference) to 30 % (training) on a free one (benchmarks/bench_cnn.py
+# --wait-policy-check, docs/performance.rst).
 # The runtime reads the variable when torch is first imported, so it is set here, before
 # any submodule imports torch; a value the user set is kept.
 if "torch" not in sys.modules:
