@@ -167,17 +167,24 @@ def test_detect_point_source_and_background():
     assert np.all(det0["DET_LIKE"] < 15)
 
 
+def _round_cluster_photons(rng, n, rc, r500_arcsec):
+    """Offsets ["] of ``n`` photons of a round, centred beta = 2/3 cluster without a cool
+    core (core radius ``rc`` x R500), blurred by the survey PSF."""
+    props = {"beta": np.array([2 / 3]), "rc": np.array([rc]), "rc_cc": np.array([0.03]),
+             "f_cc": np.array([0.0]), "b_to_a": np.array([1.0]), "pa": np.array([0.0]),
+             "Xoff": np.array([0.0]), "xoff_pa": np.array([0.0])}
+    dx, dy, _ = emission.sample_cluster_offsets(rng, np.array([n]), props,
+                                                np.array([r500_arcsec]), CFG)
+    px, py = instrument.sample_psf_offsets(rng, dx.size, CFG)
+    return dx + px, dy + py
+
+
 def test_detect_extended_source():
     rng = np.random.default_rng(8)
     half = 700.0
     x, y = _patch(rng, half)
-    props = {"beta": np.array([2 / 3]), "rc": np.array([0.25]), "rc_cc": np.array([0.03]),
-             "f_cc": np.array([0.0]), "b_to_a": np.array([1.0]), "pa": np.array([0.0]),
-             "Xoff": np.array([0.0]), "xoff_pa": np.array([0.0])}
-    dx, dy, _ = emission.sample_cluster_offsets(rng, np.array([300]), props, np.array([160.0]),
-                                                CFG)
-    px, py = instrument.sample_psf_offsets(rng, dx.size, CFG)
-    det = detect.detect_patch(np.r_[x, dx + px], np.r_[y, dy + py], half, _flat, CFG, 0.53)
+    cx, cy = _round_cluster_photons(rng, 300, 0.25, 160.0)
+    det = detect.detect_patch(np.r_[x, cx], np.r_[y, cy], half, _flat, CFG, 0.53)
     i = np.argmax(det["DET_LIKE"])
     assert np.hypot(det["x"][i], det["y"][i]) < 20
     assert det["EXT_LIKE"][i] > 6
@@ -189,14 +196,9 @@ def _cluster_among_agn(seed, half=700.0):
     rng = np.random.default_rng(seed)
     x, y = _patch(rng, half, 6.5)
     xs, ys = [x], [y]
-    props = {"beta": np.array([2 / 3]), "rc": np.array([0.15]), "rc_cc": np.array([0.03]),
-             "f_cc": np.array([0.0]), "b_to_a": np.array([1.0]), "pa": np.array([0.0]),
-             "Xoff": np.array([0.0]), "xoff_pa": np.array([0.0])}
-    dx, dy, _ = emission.sample_cluster_offsets(rng, np.array([60]), props, np.array([150.0]),
-                                                CFG)
-    px, py = instrument.sample_psf_offsets(rng, dx.size, CFG)
-    xs.append(dx + px)
-    ys.append(dy + py)
+    cx, cy = _round_cluster_photons(rng, 60, 0.15, 150.0)
+    xs.append(cx)
+    ys.append(cy)
     for _ in range(12):
         r, phi = rng.uniform(80, 400), rng.uniform(0, 2 * np.pi)
         px, py = instrument.sample_psf_offsets(rng, int(rng.integers(5, 40)), CFG)
