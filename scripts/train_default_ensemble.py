@@ -135,7 +135,8 @@ def step_train(args, dataset):
         return out
     config = TrainConfig(max_epochs=args.max_epochs, early_stopping_patience=args.patience,
                          lr_patience=args.lr_patience,
-                         uniform_mass_weights=args.uniform_mass_weights)
+                         uniform_mass_weights=args.uniform_mass_weights,
+                         weight_power=args.weight_power)
     common = dict(n_members=args.members, config=config, base_seed=0, split_seed=0,
                   dataset_path=dataset)
     work = os.path.join(args.work, "train")
@@ -159,7 +160,7 @@ def step_train(args, dataset):
                        "--members", str(args.members), "--max-epochs", str(args.max_epochs),
                        "--patience", str(args.patience), "--lr-patience", str(args.lr_patience)]
                 if args.uniform_mass_weights:
-                    cmd.append("--uniform-mass-weights")
+                    cmd += ["--uniform-mass-weights", "--weight-power", str(args.weight_power)]
                 logf = open(os.path.join(args.work, f"member_{i:02d}.log"), "a")
                 running.append((i, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT),
                                 logf))
@@ -315,6 +316,9 @@ def main(argv=None):
     p.add_argument("--uniform-mass-weights", action="store_true",
                    help="weight the training clusters so that their log10 M500c distribution "
                         "is effectively uniform (seed 000 sect. 4)")
+    p.add_argument("--weight-power", type=float, default=1.0,
+                   help="with --uniform-mass-weights: weight = (clusters in the 0.1-dex mass "
+                        "bin)^-POWER; 1 flattens fully, 0.5 half-way (default 1)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--parallel", type=int, default=1,
                    help="train members in this many processes (threads are shared out)")

@@ -232,6 +232,19 @@ def test_uniform_mass_weights_flatten_the_distribution():
     assert lo == pytest.approx(hi, rel=0.05)
 
 
+def test_uniform_mass_weights_power_flattens_part_of_the_way():
+    # 900 vs 100 clusters per half: power 0.5 gives weighted sums in the ratio sqrt(9) = 3,
+    # power 0 leaves equal weights; outside [0, 1] is an error.
+    rng = np.random.default_rng(6)
+    logm = np.concatenate([rng.uniform(13.5, 14.0, 900), rng.uniform(14.0, 14.5, 100)])
+    w = uniform_mass_weights(logm, bin_width=0.1, power=0.5)
+    assert np.mean(w) == pytest.approx(1.0, rel=1e-6)
+    assert w[logm < 14].sum() / w[logm >= 14].sum() == pytest.approx(3.0, rel=0.1)
+    assert np.allclose(uniform_mass_weights(logm, power=0.0), 1.0)
+    with pytest.raises(ValueError, match="power"):
+        uniform_mass_weights(logm, power=1.5)
+
+
 # -- training ---------------------------------------------------------------------------
 def _tiny_split():
     data = synthetic_data(160, seed=7)
@@ -305,6 +318,24 @@ def test_manifest_records_what_it_should(tiny_ensemble):
     assert len(man["dataset"]["sha256"]) == 64
     for key in ("scatter", "mean_sigma", "coverage68", "bias_by_mass"):
         assert key in man["metrics"]["test"]
+
+
+def test_evaluate_command_on_validation_or_test_split(tiny_ensemble, tmp_path):
+    import json
+
+    from astro_clustermass.cnn.evaluate import main
+
+    ens_dir, manifest, _ = tiny_ensemble
+    data_path = str(ens_dir.parent / "data.h5")
+    for split, key in (("val", "n_val"), ("test", "n_test")):
+        out = tmp_path / split
+        assert main([data_path, "--weights", str(ens_dir), "--out", str(out),
+                     "--split", split]) == 0
+        result = json.loads((out / "metrics.json").read_text())
+        assert result["split"] == split
+        assert result[f"ensemble_{split}"]["n"] == manifest["dataset"][key]
+    assert result["ensemble_test"]["scatter"] == pytest.approx(
+        manifest["metrics"]["test"]["scatter"], rel=1e-4)
 
 
 def test_corrupt_member_file_is_refused(tiny_ensemble, tmp_path):

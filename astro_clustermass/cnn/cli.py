@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"cluster selection (default {DEFAULT_SELECTION!r})")
     parser.add_argument("--uniform-mass-weights", action="store_true",
                         help="weight samples so the mass distribution is effectively uniform")
+    parser.add_argument("--weight-power", type=float, default=1.0,
+                        help="with --uniform-mass-weights: weight = (samples in the 0.1-dex "
+                             "mass bin)^-POWER; 1 flattens fully, 0.5 half-way (default 1)")
     parser.add_argument("--no-augment", action="store_true",
                         help="no random rotations/flips")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, max_epochs=args.epochs,
                          early_stopping_patience=args.patience,
                          augment=not args.no_augment,
-                         uniform_mass_weights=args.uniform_mass_weights)
+                         uniform_mass_weights=args.uniform_mass_weights,
+                         weight_power=args.weight_power)
     work = args.work_dir or os.path.join(
         os.path.dirname(os.path.abspath(args.output)),
         os.path.basename(os.path.normpath(args.output)) + "_work")

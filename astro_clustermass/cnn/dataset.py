@@ -373,28 +373,40 @@ def split_by_cluster(keys, fractions=(0.70, 0.15, 0.15), seed=0):
     return tuple(np.flatnonzero(row_set == k) for k in range(3))
 
 
-def uniform_mass_weights(log10_mass, bin_width=0.1, max_weight=20.0, reference=None):
+def uniform_mass_weights(log10_mass, bin_width=0.1, max_weight=20.0, reference=None,
+                         power=1.0):
     """Sample weights that make the effective distribution of log10 M uniform.
 
-    Weight of a sample = 1 / (number of training samples in its ``bin_width``-dex bin),
-    normalised to mean 1 over ``reference`` (default the samples themselves) and capped
-    at ``max_weight`` (so that a handful of extreme-mass clusters cannot dominate).
+    Weight of a sample = (number of training samples in its ``bin_width``-dex bin)
+    to the power ``-power``, normalised to mean 1 over ``reference`` (default the samples
+    themselves) and capped at ``max_weight`` (so that a handful of extreme-mass clusters
+    cannot dominate). ``power=1`` flattens the mass distribution (seed 000, sect. 4);
+    ``0 < power < 1`` flattens it part of the way (the effective distribution is the
+    training one to the power ``1 - power``); ``power=0`` gives equal weights.
 
     Parameters
     ----------
     log10_mass : array
         Masses to weight.
+    bin_width : float
+        Histogram bin width [dex].
+    max_weight : float
+        Cap on a weight (in units of the mean weight).
     reference : array, optional
         Masses whose histogram defines the weights (the training set); default
         ``log10_mass``.
+    power : float
+        Exponent of the inverse bin count, in [0, 1].
     """
+    if not 0.0 <= power <= 1.0:
+        raise ValueError(f"power must be in [0, 1], got {power}")
     ref = np.asarray(log10_mass if reference is None else reference, float)
     lo = np.floor(ref.min() / bin_width) * bin_width
     edges = np.arange(lo, ref.max() + 1.5 * bin_width, bin_width)
     counts, _ = np.histogram(ref, edges)
     def raw(y):
         idx = np.clip(np.digitize(y, edges) - 1, 0, len(counts) - 1)
-        return 1.0 / np.maximum(counts[idx], 1)
+        return np.maximum(counts[idx], 1).astype(float) ** -power
     norm = raw(ref).mean()
     w = raw(np.asarray(log10_mass, float)) / norm
     return np.minimum(w, max_weight).astype(np.float32)

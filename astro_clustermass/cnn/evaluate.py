@@ -114,7 +114,9 @@ def compare_estimators(test_catalog, cnn_mean, cnn_sigma, lx_column="LX",
 
 def main(argv=None):
     """``python -m astro_clustermass.cnn.evaluate``: the CNN ensemble on its held-out test
-    split, side by side with the scaling relations; writes JSON metrics and figures."""
+    split (or, with ``--split val``, on the validation split used to choose between
+    trained ensembles), side by side with the scaling relations; writes JSON metrics and
+    figures."""
     import argparse
     import json
     import os
@@ -124,6 +126,9 @@ def main(argv=None):
     p.add_argument("--weights", default=None, help="ensemble directory (default: shipped)")
     p.add_argument("--out", default="cnn_evaluation", help="output directory")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="evaluate on the test split (default) or on the validation split "
+                        "(for choosing between ensembles without looking at the test split)")
     args = p.parse_args(argv)
 
     import torch
@@ -146,11 +151,12 @@ def main(argv=None):
         if info[key] != ds[key]:
             raise SystemExit(f"{args.dataset} does not reproduce the ensemble's split "
                              f"({key}: {info[key]} vs manifest {ds[key]}): wrong data set?")
-    test = splits["test"]
+    test = splits[args.split]
     mean, sstar, mu, sig = ens.predict(test.ebi, test.z)
     cmp_, preds, truth = compare_estimators(test.catalog, mean, sstar)
     result = {"weights": weights, "dataset": os.path.abspath(args.dataset),
-              "ensemble_test": ensemble_metrics(test.log10_mass, mean, sstar, mu, sig),
+              "split": args.split,
+              f"ensemble_{args.split}": ensemble_metrics(test.log10_mass, mean, sstar, mu, sig),
               "comparison_common_clusters": cmp_}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "metrics.json"), "w") as fh:

@@ -57,8 +57,9 @@ class TrainConfig:
         Random 90-degree rotations and flips.
     uniform_mass_weights : bool
         Weight samples so the effective log10 M distribution is uniform.
-    weight_bin_width, weight_max : float
-        See `astro_clustermass.cnn.dataset.uniform_mass_weights`.
+    weight_bin_width, weight_max, weight_power : float
+        See `astro_clustermass.cnn.dataset.uniform_mass_weights` (``weight_power=1``
+        flattens the mass distribution completely, 0.5 half-way in log).
     """
 
     architecture: str = "seed000"
@@ -74,6 +75,7 @@ class TrainConfig:
     uniform_mass_weights: bool = False
     weight_bin_width: float = 0.1
     weight_max: float = 20.0
+    weight_power: float = 1.0
 
     def to_dict(self):
         return asdict(self)
@@ -217,9 +219,11 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
     w_train = w_val = None
     if config.uniform_mass_weights:
         ref = train.log10_mass
-        w_train = uniform_mass_weights(ref, config.weight_bin_width, config.weight_max)
+        w_train = uniform_mass_weights(ref, config.weight_bin_width, config.weight_max,
+                                       power=config.weight_power)
         w_val = uniform_mass_weights(val.log10_mass, config.weight_bin_width,
-                                     config.weight_max, reference=ref)
+                                     config.weight_max, reference=ref,
+                                     power=config.weight_power)
     tr = _Arrays(train, normalisation, w_train)
     va = _Arrays(val, normalisation, w_val)
 
