@@ -16,7 +16,14 @@ directories) and, optionally, a stamps-mode run, and measures:
    from their photons in the event files, against the package's own folding of the real
    eFEDS ARF (`astro_clustermass.ecf`, an independent code path; pass if within 10 %);
 5. the scatter of the simulated L_X-M relation and of the measured count rate (ML_RATE)
-   at fixed mass and redshift.
+   at fixed mass and redshift;
+6. with ``--contamination``: what the selected sources matched to an AGN are made of
+   (photons within 60" by origin: the matched AGN, other AGN, clusters, background),
+   against point-like AGN detections of the same counts, and the fraction of detections
+   called extended per ML_CTS bin in the simulation (AGN, clusters) and in the real
+   eSASS ``ermldet`` list shipped in ``shared/data/erosita`` (a deep pointed field: a
+   reference for the shape, not like-for-like, its background per arcmin^2 being about
+   30 times eFEDS's).
 
     python benchmarks/validate_simulate.py /work/sim_output/realism/f9_s* \\
         [--stamps DIR] [--static docs/_static] [--json out.json]
@@ -330,6 +337,102 @@ def background_decomposition(workdir, area=9.0, seed=11):
     return out
 
 
+CTS_EDGES = (20, 40, 80, 160, 320, np.inf)
+
+
+def _extended_fraction(cts, ext_like, det_like, edges=CTS_EDGES):
+    """{"lo-hi": [fraction with EXT_LIKE > 6, number]} of DET_LIKE > 5 detections per
+    ML_CTS bin."""
+    cts, ext_like, det_like = (np.asarray(a, float) for a in (cts, ext_like, det_like))
+    out = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        k = (det_like > 5) & (cts >= lo) & (cts < hi)
+        out[f"{lo:g}-{hi:g}"] = [float(np.mean(ext_like[k] > 6)) if k.any() else None,
+                                 int(k.sum())]
+    return out
+
+
+def agn_contamination(field_dir, radius=60.0, max_rows=600, seed=0):
+    """Selected AGN detections: which photons lie within ``radius`` arcsec.
+
+    For the selected (EXT_LIKE > 6 & DET_LIKE > 5) detections matched to an AGN, and for
+    point-like (EXT_LIKE <= 6, DET_LIKE > 5) AGN detections with ML_CTS within the 16-84 %
+    range of the selected ones (at most ``max_rows`` of each, drawn at random), the median
+    share of the photons within ``radius`` coming from the matched AGN, other AGN,
+    clusters and the smooth background (by ``SRC_ID``), and the fraction of detections
+    where other AGN or clusters give more than 20 % of them.
+    """
+    from astro_clustermass.simulate import read_realisation
+
+    r = read_realisation(field_dir)
+    out = {"field_dir": str(field_dir)}
+    out.update(agn_photon_shares(r.detections, r.events, radius, max_rows, seed))
+    return out
+
+
+def agn_photon_shares(det, ev, radius=60.0, max_rows=600, seed=0):
+    """`agn_contamination` on a detection table and an event table (``RA``, ``DEC``,
+    ``SRC_ID``)."""
+    from scipy.spatial import cKDTree
+
+    from astro_clustermass.simulate.match import unit_vectors
+
+    src = np.asarray(ev["SRC_ID"])
+    tree = cKDTree(unit_vectors(np.asarray(ev["RA"], float), np.asarray(ev["DEC"], float)))
+    agn = np.asarray(det["MATCH_TYPE"]).astype(str) == "agn"
+    sel = _sel(det)
+    cts = np.asarray(det["ML_CTS"], float)
+    lo, hi = np.percentile(cts[agn & sel], [16, 84]) if (agn & sel).any() else (np.inf,) * 2
+    groups = {"selected_agn": agn & sel,
+              "pointlike_agn": agn & (np.asarray(det["EXT_LIKE"], float) <= 6)
+              & (np.asarray(det["DET_LIKE"], float) > 5) & (cts >= lo) & (cts <= hi)}
+    rng = np.random.default_rng(seed)
+    rad = np.radians(radius / 3600.0)
+    out = {"radius_arcsec": radius, "ml_cts_16_84_selected": [float(lo), float(hi)]}
+    for name, m in groups.items():
+        idx = np.flatnonzero(m)
+        n_all = idx.size
+        if idx.size > max_rows:
+            idx = rng.choice(idx, max_rows, replace=False)
+        shares = []
+        pos = unit_vectors(np.asarray(det["RA"], float)[idx], np.asarray(det["DEC"], float)[idx])
+        for i, p in zip(idx, pos):
+            s = src[tree.query_ball_point(p, rad)]
+            own = -abs(int(det["AGN_ID"][i]))
+            shares.append([np.mean(s == own), np.mean((s < 0) & (s != own)), np.mean(s > 0),
+                           np.mean(s == 0)])
+        shares = np.array(shares).reshape(-1, 4)
+        out[name] = {
+            "n": int(n_all), "n_used": int(idx.size),
+            "median_ml_cts": float(np.median(cts[idx])) if idx.size else None,
+            "median_share": dict(zip(("own_agn", "other_agn", "clusters", "background"),
+                                     map(float, np.median(shares, 0)))) if idx.size else None,
+            "frac_other_agn_over_20pc": float(np.mean(shares[:, 1] > 0.2)) if idx.size else None,
+            "frac_clusters_over_20pc": float(np.mean(shares[:, 2] > 0.2)) if idx.size else None,
+        }
+    mt = np.asarray(det["MATCH_TYPE"]).astype(str)
+    out["extended_fraction_sim"] = {
+        t: _extended_fraction(cts[mt == t], det["EXT_LIKE"][mt == t], det["DET_LIKE"][mt == t])
+        for t in ("agn", "cluster")}
+    return out
+
+
+def real_extended_fraction(path=None):
+    """Extended fraction per ML_CTS bin in the real eSASS ermldet list (merged
+    instruments, summed band), with its median ML_BKG [counts/arcmin^2]."""
+    from astropy.table import Table
+
+    path = path or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "..", "shared", "data", "erosita",
+                                "edr_300003_ermldet_MaxLikSourceList.fits.gz")
+    t = Table.read(path, hdu="SRCLIST")
+    t = t[(np.asarray(t["ID_INST"]) == 0) & (np.asarray(t["ID_BAND"]) == 0)]
+    return {"file": os.path.basename(path), "n_sources": len(t),
+            "median_ml_bkg": float(np.median(np.asarray(t["ML_BKG"], float))),
+            "median_ml_exp": float(np.median(np.asarray(t["ML_EXP"], float))),
+            "extended_fraction": _extended_fraction(t["ML_CTS"], t["EXT_LIKE"], t["DET_LIKE"])}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("fields", nargs="+", help="field-mode realisation directories")
@@ -339,8 +442,19 @@ def main(argv=None):
     ap.add_argument("--decompose", metavar="DIR", default=None,
                     help="also simulate a 9 deg^2 field of uniform exposure in DIR and split "
                          "the background map into smooth, AGN and cluster photons")
+    ap.add_argument("--contamination", action="store_true",
+                    help="also decompose the selected AGN detections of the first field by "
+                         "photon origin and compare extended fractions with the real "
+                         "eSASS list")
+    ap.add_argument("--real-list", default=None,
+                    help="the real ermldet list (default: ../shared/data/erosita/...)")
     args = ap.parse_args(argv)
     out, s = measure(args.fields, args.stamps)
+    if args.contamination:
+        out["agn_contamination"] = agn_contamination(args.fields[0])
+        if args.real_list or os.path.exists(os.path.join(
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")):
+            out["real_ermldet"] = real_extended_fraction(args.real_list)
     if args.decompose:
         out["background_decomposition"] = background_decomposition(args.decompose)
     out["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -58,3 +58,40 @@ def test_measure_stamps_area_from_stamps_run(tmp_path):
     eff = out["efficiency_by_log10M"]
     assert sum(v[1] for v in eff.values()) == out["selected_central"]
     assert sum(v[2] for v in eff.values()) <= 4
+
+
+def test_agn_photon_shares_by_origin():
+    # one selected AGN detection (AGN 7) with 10 own photons, 5 of AGN 8, 3 of halo 2 and
+    # 2 background photons within 60"; photons further out do not count. One point-like
+    # AGN detection of the same counts elsewhere, with only its own photons.
+    vs = _module()
+    rng = np.random.default_rng(1)
+
+    def around(ra, dec, n, r_arcsec):
+        return (ra + rng.uniform(-r_arcsec, r_arcsec, n) / 3600.0,
+                dec + rng.uniform(-r_arcsec, r_arcsec, n) / 3600.0)
+
+    parts = [(10.0, 0.0, 10, -7), (10.0, 0.0, 5, -8), (10.0, 0.0, 3, 2), (10.0, 0.0, 2, 0),
+             (11.0, 0.0, 12, -9)]
+    ra, dec, src = [], [], []
+    for r0, d0, n, sid in parts:
+        a, d = around(r0, d0, n, 30.0)  # within a 30" box: inside 60"
+        ra += list(a)
+        dec += list(d)
+        src += [sid] * n
+    ra += [10.0 + 200 / 3600.0] * 50    # 200" away: outside
+    dec += [0.0] * 50
+    src += [-8] * 50
+    ev = Table({"RA": ra, "DEC": dec, "SRC_ID": src})
+    det = Table({"RA": [10.0, 11.0], "DEC": [0.0, 0.0], "EXT_LIKE": [9.0, 0.0],
+                 "DET_LIKE": [20.0, 20.0], "ML_CTS": [15.0, 15.0],
+                 "MATCH_TYPE": ["agn", "agn"], "AGN_ID": [-7, -9]})
+    out = vs.agn_photon_shares(det, ev)
+    sel = out["selected_agn"]
+    assert sel["n"] == 1
+    assert np.allclose(list(sel["median_share"].values()), [0.5, 0.25, 0.15, 0.1])
+    assert sel["frac_other_agn_over_20pc"] == 1.0 and sel["frac_clusters_over_20pc"] == 0.0
+    pt = out["pointlike_agn"]
+    assert pt["n"] == 1 and pt["median_share"]["own_agn"] == 1.0
+    frac = vs._extended_fraction([30, 50, 60, 500], [0, 7, 1, 9], [6, 6, 6, 4])
+    assert frac["20-40"] == [0.0, 1] and frac["40-80"] == [0.5, 2] and frac["320-inf"][1] == 0
