@@ -338,6 +338,10 @@ def background_decomposition(workdir, area=9.0, seed=11):
 
 
 CTS_EDGES = (20, 40, 80, 160, 320, np.inf)
+# the real eSASS list beside the repository (read-only shared inputs)
+REAL_ERMLDET_LIST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                 os.pardir, "shared", "data", "erosita",
+                                 "edr_300003_ermldet_MaxLikSourceList.fits.gz")
 
 
 def _extended_fraction(cts, ext_like, det_like, edges=CTS_EDGES):
@@ -422,14 +426,11 @@ def real_extended_fraction(path=None):
     instruments, summed band), with its median ML_BKG [counts/arcmin^2]."""
     from astropy.table import Table
 
-    path = path or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "..", "shared", "data", "erosita",
-                                "edr_300003_ermldet_MaxLikSourceList.fits.gz")
+    path = path or REAL_ERMLDET_LIST
     t = Table.read(path, hdu="SRCLIST")
     t = t[(np.asarray(t["ID_INST"]) == 0) & (np.asarray(t["ID_BAND"]) == 0)]
     return {"file": os.path.basename(path), "n_sources": len(t),
             "median_ml_bkg": float(np.median(np.asarray(t["ML_BKG"], float))),
-            "median_ml_exp": float(np.median(np.asarray(t["ML_EXP"], float))),
             "extended_fraction": _extended_fraction(t["ML_CTS"], t["EXT_LIKE"], t["DET_LIKE"])}
 
 
@@ -452,8 +453,7 @@ def main(argv=None):
     out, s = measure(args.fields, args.stamps)
     if args.contamination:
         out["agn_contamination"] = agn_contamination(args.fields[0])
-        if args.real_list or os.path.exists(os.path.join(
-                os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")):
+        if args.real_list or os.path.exists(REAL_ERMLDET_LIST):
             out["real_ermldet"] = real_extended_fraction(args.real_list)
     if args.decompose:
         out["background_decomposition"] = background_decomposition(args.decompose)
