@@ -364,7 +364,8 @@ def agn_contamination(field_dir, radius=60.0, max_rows=600, seed=0):
     range of the selected ones (at most ``max_rows`` of each, drawn at random), the median
     share of the photons within ``radius`` coming from the matched AGN, other AGN,
     clusters and the smooth background (by ``SRC_ID``), and the fraction of detections
-    where other AGN or clusters give more than 20 % of them.
+    where other AGN or clusters give more than 20 % of them; and how many selected AGN
+    detections are a second detection of an AGN detected again elsewhere (more strongly).
     """
     from astro_clustermass.simulate import read_realisation
 
@@ -414,6 +415,17 @@ def agn_photon_shares(det, ev, radius=60.0, max_rows=600, seed=0):
             "frac_other_agn_over_20pc": float(np.mean(shares[:, 1] > 0.2)) if idx.size else None,
             "frac_clusters_over_20pc": float(np.mean(shares[:, 2] > 0.2)) if idx.size else None,
         }
+    # the same AGN detected twice: a point detection and an extended one in its wings
+    aid = np.abs(np.asarray(det["AGN_ID"]))
+    dl = np.asarray(det["DET_LIKE"], float)
+    twice = stronger = 0
+    for i in np.flatnonzero(agn & sel):
+        other = np.flatnonzero(agn & (aid == aid[i]))
+        other = other[other != i]
+        twice += other.size > 0
+        stronger += bool((dl[other] > dl[i]).any())
+    out["selected_agn"]["same_agn_detected_again"] = int(twice)
+    out["selected_agn"]["same_agn_detected_again_stronger"] = int(stronger)
     mt = np.asarray(det["MATCH_TYPE"]).astype(str)
     out["extended_fraction_sim"] = {
         t: _extended_fraction(cts[mt == t], det["EXT_LIKE"][mt == t], det["DET_LIKE"][mt == t])

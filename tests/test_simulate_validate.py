@@ -93,5 +93,12 @@ def test_agn_photon_shares_by_origin():
     assert sel["frac_other_agn_over_20pc"] == 1.0 and sel["frac_clusters_over_20pc"] == 0.0
     pt = out["pointlike_agn"]
     assert pt["n"] == 1 and pt["median_share"]["own_agn"] == 1.0
+    assert sel["same_agn_detected_again"] == 0
+    # a stronger point detection of AGN 7 elsewhere makes the selected one a second one
+    det.add_row({"RA": 10.01, "DEC": 0.0, "EXT_LIKE": 0.0, "DET_LIKE": 90.0, "ML_CTS": 60.0,
+                 "MATCH_TYPE": "agn", "AGN_ID": -7})
+    again = vs.agn_photon_shares(det, ev)["selected_agn"]
+    assert again["same_agn_detected_again"] == 1
+    assert again["same_agn_detected_again_stronger"] == 1
     frac = vs._extended_fraction([30, 50, 60, 500], [0, 7, 1, 9], [6, 6, 6, 4])
     assert frac["20-40"] == [0.0, 1] and frac["40-80"] == [0.5, 2] and frac["320-inf"][1] == 0
