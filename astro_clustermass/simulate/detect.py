@@ -15,9 +15,12 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    -ln P >= ``det_cand_like`` are candidates, merged across scales. Positions are
    refined by mean-shift on the photons.
 3. **Fit.** Around each candidate, photons within ``det_fit_radius`` (300") are binned
-   in annuli; circles of ``det_mask_radius`` around other point-scale candidates more
-   than 45" away are masked (photons and area). The background density is fixed from
-   the background map (as eSASS ermldet does); three models are fitted by maximising
+   in annuli. The background density is fixed from the background map (as eSASS
+   ermldet does), and the other candidates' current models (King profiles, their
+   share of each annulus from a tabulated offset integral) are added to it: an
+   isolated fit first, then two passes in which every candidate is refitted with the
+   others' models of the previous pass (weaker extended neighbours left out, being
+   mostly fragments of the source). Three models are fitted by maximising
    the Poisson likelihood (Cash statistic) in the source counts S >= 0:
    background only; background + PSF (point); background + PSF-convolved beta model
    with beta = 2/3 and core radius EXT on a 28-value log grid 2"-300" (the best one).
@@ -52,7 +55,6 @@ from scipy.special import gammaincc, gammaln
 
 __all__ = ["detect_patch", "det_like_from_dc", "ext_like_from_dc", "annulus_edges"]
 
-_MIN_SEP_MASK = 45.0   # arcsec
 
 
 def annulus_edges(rmax):
