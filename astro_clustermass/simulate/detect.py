@@ -56,7 +56,6 @@ from scipy.special import gammaincc, gammaln
 __all__ = ["detect_patch", "det_like_from_dc", "ext_like_from_dc", "annulus_edges"]
 
 
-
 def annulus_edges(rmax):
     """Radial bin edges [arcsec]: 4" steps to 60", then logarithmic to ``rmax``."""
     inner = np.arange(0.0, 60.0 + 1e-9, 4.0)
@@ -324,9 +323,6 @@ def _radial_counts(pos, ptree, redges):
     return np.bincount(i[ok] * nb + b[ok], minlength=n * nb).reshape(n, nb).astype(float)
 
 
-_DEBUG = {}
-
-
 @functools.lru_cache(maxsize=1)
 def _king_offset_table(nq=512, n=240):
     """F(r/a, d/a): fraction of a King (beta = 1.5, core a) source at distance d that falls
@@ -493,7 +489,6 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     cx, cy, cs = cx[alive], cy[alive], cs[alive]
     ncand = cx.size
     cpos = np.column_stack([cx, cy])
-    _DEBUG["cpos"] = cpos
 
     ptree = cKDTree(np.column_stack([x, y]))
     sa = scales_as[cs]
