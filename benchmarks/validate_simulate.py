@@ -17,7 +17,9 @@ directories) and, optionally, a stamps-mode run, and measures:
    eFEDS ARF (`astro_clustermass.ecf`, an independent code path; pass if within 10 %);
 5. the scatter of the simulated L_X-M relation and of the measured count rate (ML_RATE)
    at fixed mass and redshift;
-6. with ``--contamination``: what the selected sources matched to an AGN are made of
+6. the number counts N(>S) of all simulated halos (before detection), against the ROSAT
+   serendipitous counts of Collins et al. (1997);
+7. with ``--contamination``: what the selected sources matched to an AGN are made of
    (photons within 60" by origin: the matched AGN, other AGN, clusters, background),
    against point-like AGN detections of the same counts, and the fraction of detections
    called extended per ML_CTS bin in the simulation (AGN, clusters) and in the real
@@ -190,6 +192,9 @@ def measure(field_dirs, stamps_dir=None):
         "n_selected": int(okr.sum()),
     }
 
+    # 6. number counts of the simulated halos (all, before any detection) by flux
+    out["halo_number_counts_per_deg2"] = halo_number_counts(truth, area)
+
     if stamps_dir:
         out["stamps"] = measure_stamps(stamps_dir)
         out["field_as_stamps"] = field_like_stamps(det, truth, boxes, config,
@@ -198,6 +203,20 @@ def measure(field_dirs, stamps_dir=None):
 
 
 MASS_BINS = (13.3, 13.6, 13.9, 14.2, 14.5, 16.0)
+# Collins et al. (1997, ApJ 479, L117): 2.0 (+0.4 -0.3) clusters per deg^2 above
+# 3.9e-14 erg/s/cm^2 (0.5-2 keV) in 17.2 deg^2 of ROSAT PSPC pointings
+COLLINS97 = (3.9e-14, 2.0, 0.3, 0.4)
+
+
+def halo_number_counts(truth, area, fluxes=(1e-14, 2e-14, COLLINS97[0], 1e-13)):
+    """N(>S) per deg^2 of the simulated halos: ``FLUX`` (0.5-2 keV, within R500c, rest
+    band) and ``FLUX_TOT`` (all the emission), at the fluxes ``fluxes`` [erg/s/cm^2]."""
+    out = {}
+    for col in ("FLUX", "FLUX_TOT"):
+        f = np.asarray(truth[col], float)
+        out[col] = {f"{s:g}": float((f > s).sum() / area) for s in fluxes}
+    out["collins97_above_3.9e-14"] = list(COLLINS97[1:])
+    return out
 
 
 def _efficiency(lm, selected, bins=MASS_BINS):

@@ -102,3 +102,12 @@ def test_agn_photon_shares_by_origin():
     assert again["same_agn_detected_again_stronger"] == 1
     frac = vs._extended_fraction([30, 50, 60, 500], [0, 7, 1, 9], [6, 6, 6, 4])
     assert frac["20-40"] == [0.0, 1] and frac["40-80"] == [0.5, 2] and frac["320-inf"][1] == 0
+
+
+def test_halo_number_counts_per_square_degree():
+    vs = _module()
+    truth = Table({"FLUX": [5e-15, 1.5e-14, 3e-14, 5e-14, 2e-13],
+                   "FLUX_TOT": [1e-14, 3e-14, 6e-14, 1e-13, 4e-13]})
+    out = vs.halo_number_counts(truth, 2.0, fluxes=(1e-14, 4e-14))
+    assert out["FLUX"] == {"1e-14": 2.0, "4e-14": 1.0}
+    assert out["FLUX_TOT"] == {"1e-14": 2.0, "4e-14": 1.5}
