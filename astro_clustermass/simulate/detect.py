@@ -523,21 +523,16 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     b_ex0 = _annulus_background(bd_img, pix, h, pos_ext, redges)
 
     shape = (ncand,) + tmpl.shape
+    r = np.arange(ncand)
 
     def fit(extra_pt, extra_ex):
         # every model at both positions; each family keeps its better position
-        return fit_rows(extra_pt, extra_ex, np.arange(ncand))
-
-    def fit_rows(extra_pt, extra_ex, rows):
-        nr = len(rows)
-        shp = (nr,) + tmpl.shape
         res = []
-        for n_, b_ in ((n_pt[rows], b_pt0[rows] + extra_pt), (n_ex[rows], b_ex0[rows] + extra_ex)):
-            s_, ll_, fi_ = _fit_counts(np.broadcast_to(n_[:, None, :], shp),
-                                       np.broadcast_to(b_[:, None, :], shp),
-                                       np.broadcast_to(tmpl[None], shp))
+        for n_, b_ in ((n_pt, b_pt0 + extra_pt), (n_ex, b_ex0 + extra_ex)):
+            s_, ll_, fi_ = _fit_counts(np.broadcast_to(n_[:, None, :], shape),
+                                       np.broadcast_to(b_[:, None, :], shape),
+                                       np.broadcast_to(tmpl[None], shape))
             res.append((s_, ll_, fi_))
-        r = np.arange(nr)
         (s_a, ll_a, fi_a), (s_b, ll_b, fi_b) = res
         use_b_pt = ll_b[:, 0] > ll_a[:, 0]
         kb_a = np.argmax(ll_a[:, 1:], axis=1)
