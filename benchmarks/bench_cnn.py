@@ -59,6 +59,18 @@ def matmul_flops(torch, n=2048, repeats=5):
     return 2.0 * n ** 3 / best
 
 
+def _clusters_per_second(ens, ebi, z, warmup=256, repeats=3):
+    """Best of ``repeats`` timings of ``ens.predict`` on all inputs, after a warm-up on
+    the first ``warmup`` (oneDNN primitive creation)."""
+    ens.predict(ebi[:warmup], z[:warmup])
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ens.predict(ebi, z)
+        best = min(best, time.perf_counter() - t)
+    return len(z) / best
+
+
 def _inputs(ens, dataset, n, rng):
     if dataset:
         from astro_clustermass.cnn.dataset import read_dataset
@@ -110,17 +122,12 @@ def _child_quick(args):
 
     ens = Ensemble.load(args.weights or default_weights_dir())
     data, ebi, z, _ = _inputs(ens, args.dataset, 1024, np.random.default_rng(0))
-    ens.predict(ebi[:128], z[:128])
-    best = np.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        ens.predict(ebi, z)
-        best = min(best, time.perf_counter() - t)
+    clusters_per_s = _clusters_per_second(ens, ebi, z, warmup=128)
     train, val, _ = _training_splits(ens, data, args.dataset, 500)
     train = train.subset(np.arange(min(500, len(train))))
     val = val.subset(np.arange(min(125, len(val))))
     spe = _seconds_per_epoch(train, val, 2)
-    print(json.dumps({"infer_clusters_per_s": len(z) / best, "train_seconds_per_epoch": spe,
+    print(json.dumps({"infer_clusters_per_s": clusters_per_s, "train_seconds_per_epoch": spe,
                       "train_n": len(train), "policy": os.environ.get("OMP_WAIT_POLICY")}))
     return 0
 
@@ -199,21 +206,11 @@ def main(argv=None):
     res["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
     data, ebi, z, res["inputs"] = _inputs(ens, args.dataset, args.n_infer,
                                           np.random.default_rng(0))
-    n = len(z)
 
     res["matmul_flops_before"] = matmul_flops(torch)
-    ens.predict(ebi[:256], z[:256])  # warm-up (oneDNN primitive creation)
-    best = np.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        ens.predict(ebi, z)
-        best = min(best, time.perf_counter() - t)
-    res["infer_clusters_per_s"] = n / best
+    res["infer_clusters_per_s"] = _clusters_per_second(ens, ebi, z)
     loop = Ensemble(ens.models, ens.normalisation, fuse=False)
-    loop.predict(ebi[:256], z[:256])
-    t = time.perf_counter()
-    loop.predict(ebi, z)
-    res["infer_clusters_per_s_unfused"] = n / (time.perf_counter() - t)
+    res["infer_clusters_per_s_unfused"] = _clusters_per_second(loop, ebi, z, repeats=1)
     shape = tuple(ebi.shape[1:])
     fl = flops_per_sample(ens.models[0], (shape[2], shape[0], shape[1]))
     res["flops_per_cluster_member"] = fl
