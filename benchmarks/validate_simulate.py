@@ -25,8 +25,8 @@ directories) and, optionally, a stamps-mode run, and measures:
    called extended per ML_CTS bin in the simulation (AGN, clusters) and in the real
    eSASS ``ermldet`` list shipped in ``shared/data/erosita`` (a deep pointed field, its
    summed-band counts and extent from a joint fit of four bands: a reference for the
-   shape, not like-for-like, its 0.2-2.3 keV background per arcmin^2 being about ten
-   times eFEDS's).
+   shape, not like-for-like, its background per arcmin^2 being ten to thirty times
+   eFEDS's).
 
     python benchmarks/validate_simulate.py /work/sim_output/realism/f9_s* \\
         [--stamps DIR] [--static docs/_static] [--json out.json]
