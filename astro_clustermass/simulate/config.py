@@ -106,6 +106,10 @@ class SimConfig:
     det_cand_like: tuple = (4.5, 5.0, 5.0)  # candidate thresholds (-ln P) per scale
     det_fit_radius: float = 300.0    # arcsec
     det_like_min: float = 4.0        # detections kept in the output
+    # extended candidates with a stronger point-like one within this radius [arcsec] get a
+    # third neighbour pass (0: none); it removes extended "ghosts" in the wings of bright
+    # point sources left by the oscillating two-pass fit (docs/validation.rst)
+    det_ext_refit_radius: float = 120.0
     ext_grid: tuple = (2.0, 300.0, 20)  # extended-model core radius grid: min, max, n [arcsec]
     # -- stamps ---------------------------------------------------------------------------
     stamp_size: float = 1400.0       # arcsec (side)
