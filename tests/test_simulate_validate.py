@@ -111,3 +111,9 @@ def test_halo_number_counts_per_square_degree():
     out = vs.halo_number_counts(truth, 2.0, fluxes=(1e-14, 4e-14))
     assert out["FLUX"] == {"1e-14": 2.0, "4e-14": 1.0}
     assert out["FLUX_TOT"] == {"1e-14": 2.0, "4e-14": 1.5}
+    assert "above_3.9e-14_z0.3-0.7" not in out          # no redshifts, no slice
+    truth["z"] = [0.5, 0.5, 0.2, 0.5, 0.8]
+    out = vs.halo_number_counts(truth, 2.0, fluxes=(1e-14,))
+    # FLUX_TOT > 3.9e-14 at 0.3 < z < 0.7: only the fourth (1e-13, z = 0.5)
+    assert out["above_3.9e-14_z0.3-0.7"][0] == 0.5
+    assert abs(out["collins97_above_3.9e-14_z0.3-0.7"][0] - 15 / 17.2) < 1e-12
