@@ -205,8 +205,8 @@ def measure(field_dirs, stamps_dir=None):
 
 MASS_BINS = (13.3, 13.6, 13.9, 14.2, 14.5, 16.0)
 # Collins et al. (1997, ApJ 479, L117): 2.0 (+0.4 -0.3) clusters per deg^2 above
-# 3.9e-14 erg/s/cm^2 (0.5-2 keV) in 17.2 deg^2 of ROSAT PSPC pointings, 15 of them
-# spectroscopically confirmed at 0.3 < z < 0.7 (0.87 +- 0.23 per deg^2)
+# 3.9e-14 erg/s/cm^2 (0.5-2 keV) in 17.2 deg^2 of ROSAT PSPC pointings, of which they
+# confirmed 15 spectroscopically at 0.3 < z < 0.7 (0.87 +- 0.23 per deg^2, a lower limit)
 COLLINS97 = (3.9e-14, 2.0, 0.3, 0.4)
 COLLINS97_Z03_07 = (15, 17.2)
 

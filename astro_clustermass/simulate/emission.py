@@ -15,7 +15,7 @@ Relations (all masses h-free Msun; E(z) of the seed-000 cosmology):
   masses, so both relations are evaluated at M_X = (1 - b) M500c with 1 - b = 0.58
   (``hse_bias``): the value that reconciles cluster counts calibrated on such masses with
   the Planck CMB cosmology simulated here (Planck Collaboration 2016, A&A 594, A24,
-  0.58 +- 0.04). Their reference value 0.8 gives about 3.5 times too many X-ray-bright
+  0.58 +- 0.04). Their reference value 0.8 gives 3.4-3.8 times too many X-ray-bright
   halos (docs/validation.rst, "Simulated sky realism").
   Log-normal scatter 0.20 dex (the seed's simulation, Comparat et al. 2020 Fig. 6).
 - T: Arnaud et al. (2005), h(z) M500 = 10^14.58 (T / 5 keV)^1.71 h70^-1 Msun, inverted,
