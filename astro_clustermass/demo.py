@@ -95,7 +95,7 @@ def demo_sky(outdir, n_halos=200, seed=42, progress=True):
         existing run with the same parameters is reused.
     n_halos : int
         Stamps (central halos drawn from the mass function) to simulate; about one in
-        eight passes the selection.
+        four passes the selection (50 of the default 200, seed 42).
     seed : int
         Random seed of the simulation.
     progress : bool
