@@ -451,16 +451,7 @@ def test_third_pass_selects_extended_candidates_near_stronger_point_sources():
     rc = CFG.psf_rc
     a = np.array([rc, rc + 30, rc + 30, rc + 30, rc])
     like = np.array([100.0, 10.0, 200.0, 10.0, 5.0])
-    f = {"s_e": np.zeros(5), "kb": np.zeros(5, int)}
-
-    def fit(extra_pt, extra_ex):
-        return {"s_e": np.ones(5), "kb": np.ones(5, int)}
-
-    redges = detect.annulus_edges(CFG.det_fit_radius)
-    out = detect._refit_near_point_sources(f, fit, p, s, a, like, np.arange(5), rc,
-                                           p, p, redges, 120.0)
-    np.testing.assert_array_equal(out["s_e"], [0, 1, 0, 0, 0])
-    np.testing.assert_array_equal(out["kb"], [0, 1, 0, 0, 0])
-    same = detect._refit_near_point_sources(f, fit, p, s, a, like, np.arange(5), rc,
-                                            p, p, redges, 30.0)
-    np.testing.assert_array_equal(same["s_e"], np.zeros(5))
+    redo = detect._extended_near_stronger_point(p, s, a, like, rc, 120.0)
+    np.testing.assert_array_equal(redo, [False, True, False, False, False])
+    assert not detect._extended_near_stronger_point(p, s, a, like, rc, 30.0).any()
+    assert not detect._extended_near_stronger_point(p, s, a, like, rc, 0.0).any()

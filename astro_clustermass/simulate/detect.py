@@ -23,7 +23,7 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    mostly fragments of the source), and a third pass only for the extended candidates
    with a stronger point-like one within ``det_ext_refit_radius`` (120"), which
    removes extended "ghosts" in the wings of bright point sources (see
-   ``_refit_near_point_sources``). Three models are fitted by maximising
+   ``_extended_near_stronger_point``). Three models are fitted by maximising
    the Poisson likelihood (Cash statistic) in the source counts S >= 0:
    background only; background + PSF (point); background + PSF-convolved beta model
    with beta = 2/3 and core radius EXT on a log grid (``ext_grid``: 20 values, 2"-300";
@@ -579,20 +579,30 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     rank[np.argsort(-np.maximum(f["ll_pt"], f["ll_e"]))] = np.arange(ncand)
     s_cur = np.where(f["ll_pt"] > 2.0, f["s_pt"], 0.0)
     p_cur, a_cur = p_pt0, np.full(ncand, rc_psf)
-    for _pass in range(2):
-        ext_cur = a_cur > rc_psf * 1.001
+
+    def neighbour_fit(p, s, a):
+        """Every candidate fitted with the models (p, s, a) of the others added to its
+        background."""
+        ext = a > rc_psf * 1.001
 
         def allowed(i, k):
             # weaker extended neighbours are not subtracted: near a stronger source
             # they are mostly its fragments (outskirts, substructure)
-            return (rank[k] < rank[i]) | ~ext_cur[k]
+            return (rank[k] < rank[i]) | ~ext[k]
 
-        f = fit(_neighbour_model(pos_pt, p_cur, s_cur, a_cur, redges, allowed=allowed),
-                _neighbour_model(pos_ext, p_cur, s_cur, a_cur, redges, allowed=allowed))
+        return fit(_neighbour_model(pos_pt, p, s, a, redges, allowed=allowed),
+                   _neighbour_model(pos_ext, p, s, a, redges, allowed=allowed))
+
+    for _pass in range(2):
+        f = neighbour_fit(p_cur, s_cur, a_cur)
         p_cur, s_cur, a_cur, like_cur = models(f)
-    if config.det_ext_refit_radius > 0:
-        f = _refit_near_point_sources(f, fit, p_cur, s_cur, a_cur, like_cur, rank, rc_psf,
-                                      pos_pt, pos_ext, redges, config.det_ext_refit_radius)
+    # a third pass only for the extended candidates next to a stronger point source
+    redo = _extended_near_stronger_point(p_cur, s_cur, a_cur, like_cur, rc_psf,
+                                         config.det_ext_refit_radius)
+    if redo.any():
+        f3 = neighbour_fit(p_cur, s_cur, a_cur)
+        f = {key: np.where(redo.reshape((-1,) + (1,) * (np.ndim(v) - 1)), f3[key], v)
+             for key, v in f.items()}
 
     ll_pt, ll_e = f["ll_pt"], f["ll_e"]
     dl_pt = det_like_from_dc(2 * ll_pt, 3)
@@ -623,11 +633,11 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     return out
 
 
-def _refit_near_point_sources(f, fit, p_cur, s_cur, a_cur, like_cur, rank, rc_psf,
-                              pos_pt, pos_ext, redges, radius):
-    """A third neighbour pass for the extended candidates that have a stronger point-like
-    one within ``radius`` [arcsec]: their fits are redone with every neighbour's model of
-    the second pass; all other candidates keep their second-pass fits.
+def _extended_near_stronger_point(p, s, a, like, rc_psf, radius):
+    """Which candidates get the third neighbour pass: the extended ones (core radius
+    ``a`` above the PSF's) with a stronger (``like``) point-like one within ``radius``
+    [arcsec]. Their fits are redone with every neighbour's second-pass model; all other
+    candidates keep their second-pass fits.
 
     Why: in the first pass a bright point source is fitted with the isolated models of
     the candidates around it subtracted, and those took many of its photons, so its
@@ -639,25 +649,16 @@ def _refit_near_point_sources(f, fit, p_cur, s_cur, a_cur, like_cur, rank, rc_ps
     """
     from scipy.spatial import cKDTree
 
-    ext = a_cur > rc_psf * 1.001
-    pt = ~ext & (s_cur > 0)
-    if not ext.any() or not pt.any():
-        return f
-    i, k, d = _pairs(cKDTree(p_cur), cKDTree(p_cur[pt]), radius)
+    redo = np.zeros(len(a), bool)
+    ext = a > rc_psf * 1.001
+    pt = ~ext & (s > 0)
+    if radius <= 0 or not ext.any() or not pt.any():
+        return redo
+    i, k, _ = _pairs(cKDTree(p), cKDTree(p[pt]), radius)
     k = np.flatnonzero(pt)[k]
-    near = ext[i] & (like_cur[k] > like_cur[i])
-    redo = np.zeros(len(ext), bool)
+    near = ext[i] & (like[k] > like[i])
     redo[i[near]] = True
-    if not redo.any():
-        return f
-
-    def allowed(ii, kk):
-        return (rank[kk] < rank[ii]) | ~ext[kk]
-
-    f3 = fit(_neighbour_model(pos_pt, p_cur, s_cur, a_cur, redges, allowed=allowed),
-             _neighbour_model(pos_ext, p_cur, s_cur, a_cur, redges, allowed=allowed))
-    return {key: np.where(redo.reshape((-1,) + (1,) * (np.ndim(v) - 1)), f3[key], v)
-            for key, v in f.items()}
+    return redo
 
 
 def _dedupe(det, bkg_dens=None):
