@@ -20,11 +20,13 @@ the same command again):
 5. ``evaluate``: ``python -m astro_clustermass.cnn.evaluate`` on the test split ->
    ``WORK/evaluation/metrics.json`` and figures.
 
-Usage (the shipped ensemble; its manifest's ``made_by`` has the exact command line)::
+Usage (the shipped ensemble, in one command; it was made in two, data set then training,
+whose command lines are in the manifest's ``notes`` and ``made_by``)::
 
-    python scripts/train_default_ensemble.py --work /tmp/cw_fix --source simulate \
-        --halos 40000 --sim-seed 1000 --log10-mmin 13.3 --sim-chunks 48 --sim-workers 2 \
-        --members 5 --parallel 5 --threads 2 --max-epochs 300 --patience 20 --lr-patience 8
+    python scripts/train_default_ensemble.py --work /tmp/cw_58 --source simulate \
+        --halos 40000 --sim-seed 1000 --log10-mmin 13.3 --sim-chunks 54 --sim-workers 2 \
+        --members 5 --parallel 5 --threads 2 --max-epochs 300 --patience 20 --lr-patience 8 \
+        --uniform-mass-weights --weight-power 0.5
 
 Training is deterministic for a given machine, thread count and torch version (see
 docs/cnn.rst); the manifest records all three.
