@@ -200,12 +200,18 @@ def _cluster_among_agn(seed, half=700.0):
     cx, cy = _round_cluster_photons(rng, 60, 0.15, 150.0)
     xs.append(cx)
     ys.append(cy)
-    for _ in range(12):
-        r, phi = rng.uniform(80, 400), rng.uniform(0, 2 * np.pi)
-        px, py = instrument.sample_psf_offsets(rng, int(rng.integers(5, 40)), CFG)
+    _add_point_sources(rng, xs, ys, 12, (80, 400), (5, 40))
+    return np.concatenate(xs), np.concatenate(ys), half
+
+
+def _add_point_sources(rng, xs, ys, n, radii, counts):
+    """Append the photons of ``n`` point sources at random radii ``radii`` ["] from the
+    centre, each with ``rng.integers(*counts)`` photons, to the lists ``xs``, ``ys``."""
+    for _ in range(n):
+        r, phi = rng.uniform(*radii), rng.uniform(0, 2 * np.pi)
+        px, py = instrument.sample_psf_offsets(rng, int(rng.integers(*counts)), CFG)
         xs.append(px + r * np.cos(phi))
         ys.append(py + r * np.sin(phi))
-    return np.concatenate(xs), np.concatenate(ys), half
 
 
 @pytest.mark.parametrize("seed", [5, 10])
@@ -413,11 +419,7 @@ def _bright_agn_with_faint_neighbours(seed, n_bright=700, n_faint=4):
     px, py = instrument.sample_psf_offsets(rng, n_bright, CFG)
     xs.append(px)
     ys.append(py)
-    for _ in range(n_faint):
-        r, phi = rng.uniform(40, 80), rng.uniform(0, 2 * np.pi)
-        px, py = instrument.sample_psf_offsets(rng, int(rng.integers(8, 25)), CFG)
-        xs.append(px + r * np.cos(phi))
-        ys.append(py + r * np.sin(phi))
+    _add_point_sources(rng, xs, ys, n_faint, (40, 80), (8, 25))
     return np.concatenate(xs), np.concatenate(ys), half
 
 
