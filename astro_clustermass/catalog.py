@@ -9,6 +9,7 @@ missing or out of range with a reason. The input table is never modified.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,8 @@ from astropy.table import Table
 
 __all__ = [
     "ColumnSpec", "CANONICAL_COLUMNS", "CatalogView", "MissingColumnError",
-    "ColumnUnitError", "column_names", "find_column",
+    "ColumnUnitError", "column_names", "find_column", "parse_selection", "selection_mask",
+    "EFEDS_SELECTION", "EFEDS_HQ_SELECTION",
 ]
 
 log = logging.getLogger("astro_clustermass")
@@ -300,3 +302,80 @@ class CatalogView:
     def get(self, name, default=None):
         """Like ``view[name]`` but returns ``default`` if the column is absent."""
         return self[name] if name in self._values else default
+
+
+# -- selections ------------------------------------------------------------------------
+#: The eFEDS cluster selection of seed 000 (sect. 2.2): extended and detected.
+EFEDS_SELECTION = "EXT_LIKE > 6 & DET_LIKE > 5"
+#: Seed 000's high-quality sample.
+EFEDS_HQ_SELECTION = "EXT_LIKE > 60 & DET_LIKE > 60"
+
+_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<|==|!=)\s*([-+0-9.eE]+)\s*$")
+_COMPARE = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+            "==": np.equal, "!=": np.not_equal}
+
+
+def parse_selection(text):
+    """Parse ``'COL OP NUMBER & COL OP NUMBER ...'`` into a list of (column, op, value).
+
+    OP is one of ``> >= < <= == !=``; conditions are joined with ``&`` (or ``,`` or
+    ``and``). An empty string selects every row.
+    """
+    conds = []
+    for part in re.split(r"[&,]| and ", str(text or "")):
+        if not part.strip():
+            continue
+        m = _CONDITION.match(part)
+        if m is None:
+            raise ValueError(f"cannot parse selection condition {part.strip()!r} "
+                             f"(want e.g. {EFEDS_SELECTION!r})")
+        conds.append((m.group(1), m.group(2), float(m.group(3))))
+    return conds
+
+
+def selection_mask(table, selection):
+    """Boolean mask of the rows of ``table`` that pass ``selection``.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+    selection : str or array of bool
+        Condition string (`parse_selection`; column names are matched exactly, then as
+        canonical names with their eSASS aliases, then case-insensitively), or a mask.
+        Rows whose value is masked or not finite fail the condition.
+
+    Raises
+    ------
+    KeyError
+        A column the selection needs is not in the table (the message names it).
+    """
+    n = len(table)
+    if not isinstance(selection, str) and selection is not None:
+        mask = np.asarray(selection, dtype=bool)
+        if mask.shape != (n,):
+            raise ValueError(f"selection mask has shape {mask.shape}; expected ({n},)")
+        return mask.copy()
+    mask = np.ones(n, dtype=bool)
+    lower = {c.lower(): c for c in table.colnames}
+    for name, op, value in parse_selection(selection):
+        col = name if name in table.colnames else None
+        if col is None and name in CANONICAL_COLUMNS:
+            try:
+                col = find_column(table, name)
+            except MissingColumnError:
+                col = None
+        if col is None:
+            col = lower.get(name.lower())
+        if col is None:
+            raise KeyError(f"selection needs column {name!r}, which is not in the catalogue "
+                           f"(columns: {', '.join(table.colnames)})")
+        raw = table[col]
+        values = np.asarray(getattr(raw, "value", raw))
+        if values.dtype.kind not in "biuf":
+            raise ValueError(f"selection column {col!r} holds {values.dtype} values, not "
+                             "numbers")
+        values = np.array(values, dtype=float)
+        values[np.asarray(np.ma.getmaskarray(raw)) if hasattr(raw, "mask") else False] = np.nan
+        with np.errstate(invalid="ignore"):
+            mask &= _COMPARE[op](values, value) & np.isfinite(values)
+    return mask

@@ -107,6 +107,23 @@ class MassEstimate:
             value.setflags(write=False)
             object.__setattr__(self, name, value)
 
+    @classmethod
+    def failed(cls, estimator, n, exc):
+        """An estimate with every one of ``n`` rows masked because ``estimator`` failed.
+
+        Parameters
+        ----------
+        estimator : str
+            Name of the estimator.
+        n : int
+            Rows of the catalogue.
+        exc : BaseException
+            What went wrong; its type and text become every row's reason.
+        """
+        reason = f"estimator failed: {type(exc).__name__}: {exc}"[:300]
+        return cls(estimator, np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool),
+                   np.full(n, reason), meta={"name": estimator, "error": reason})
+
     def __len__(self):
         return len(self.valid)
 

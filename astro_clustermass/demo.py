@@ -27,7 +27,9 @@ from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM
 from astropy.table import QTable
 
-__all__ = ["demo_catalog", "demo_sky", "add_arguments", "run"]
+from .catalog import EFEDS_SELECTION, selection_mask
+
+__all__ = ["demo_catalog", "demo_sky"]
 
 #: Exposure used for the count-rate errors (s): eFEDS depth after vignetting.
 EXPOSURE = 1200.0 * u.s
@@ -82,7 +84,7 @@ def demo_catalog(n=20, seed=42):
 
 
 #: The eFEDS cluster selection of seed 000.
-SELECTION = "EXT_LIKE > 6 & DET_LIKE > 5"
+SELECTION = EFEDS_SELECTION
 
 
 def demo_sky(outdir, n_halos=200, seed=42, progress=True):
@@ -118,8 +120,7 @@ def demo_sky(outdir, n_halos=200, seed=42, progress=True):
     det = real.detections
     matched = np.asarray(det["MATCHED"], dtype=bool)
     central = np.asarray(np.ma.filled(np.ma.asarray(det["central"]), False), dtype=bool)
-    keep = (matched & central & (np.asarray(det["EXT_LIKE"]) > 6)
-            & (np.asarray(det["DET_LIKE"]) > 5))
+    keep = matched & central & selection_mask(det, SELECTION)
     sel = det[keep]
     rng = np.random.default_rng([seed, 1])
     lx = u.Quantity(sel["LX"]).to(u.erg / u.s)
@@ -138,77 +139,3 @@ def demo_sky(outdir, n_halos=200, seed=42, progress=True):
     table.meta["SELECT"] = SELECTION
     table.meta["SEED"] = seed
     return table, list(real.event_files)
-
-
-def add_arguments(parser):
-    parser.add_argument("--catalog-only", action="store_true",
-                        help="skip the simulated sky: a catalogue drawn from the relations")
-    parser.add_argument("-n", type=int, default=None,
-                        help="halos to simulate (default 200), or clusters of the "
-                             "catalogue-only demo (default 20)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    parser.add_argument("-o", "--output", default="clustermass_demo.fits",
-                        help="output table (default clustermass_demo.fits; replaced if present)")
-    parser.add_argument("--workdir", default=None,
-                        help="keep the simulated event files here (default: a temporary "
-                             "directory, removed afterwards)")
-
-
-def run(args):
-    import tempfile
-
-    from .api import add_mass_columns, list_estimators
-    from .esass import write_table
-
-    print("Installed estimators:")
-    list_estimators()["name", "package", "version", "inputs", "status"].pprint_all()
-    tmp = None
-    if args.catalog_only:
-        table = demo_catalog(args.n or 20, args.seed)
-        out = add_mass_columns(table)
-        what = "demo clusters (observables drawn from the relations)"
-    else:
-        workdir = args.workdir
-        if workdir is None:
-            tmp = tempfile.TemporaryDirectory(prefix="acm-demo-")
-            workdir = tmp.name
-        n_halos = args.n or 200
-        print(f"\nSimulating a mock eFEDS sky: {n_halos} halos from the mass function, "
-              f"events, detection (seed {args.seed}) ...")
-        table, event_files = demo_sky(workdir, n_halos=n_halos, seed=args.seed)
-        if len(table) == 0:
-            print(f"no simulated cluster passes {SELECTION}; try a larger -n")
-            return 1
-        out = add_mass_columns(table, events=event_files)
-        what = f"simulated clusters passing {SELECTION}"
-    try:
-        names = list(out.meta.get("astro_clustermass", {}))
-        print(f"\n{len(out)} {what}; estimators run: {', '.join(names) or 'none'}\n")
-        show = ["name", "z", "M500c"] + [f"M500c_{n}" for n in names]
-        view = out[show].copy()
-        for col in show[2:]:
-            view[col] = view[col].to_value(u.Msun) / 1e14
-            view[col].info.format = ".2f"
-        view["z"].info.format = ".3f"
-        view.rename_columns(show[2:], [f"{c} [1e14 Msun]" for c in show[2:]])
-        view.pprint_all()
-        print("\nlog10(M_est / M_true):")
-        true = np.log10(out["M500c"].to_value(u.Msun))
-        for name in names:
-            col = out[f"log10M500c_{name}"]
-            ok = ~np.ma.getmaskarray(col)
-            est = np.asarray(getattr(col, "unmasked", col).value)
-            err = np.asarray(getattr(out[f"log10M500c_{name}_err"], "unmasked",
-                                     out[f"log10M500c_{name}_err"]).value)
-            if ok.any():
-                resid = est[ok] - true[ok]
-                print(f"  {name:>14}: {ok.sum():3d} clusters, mean {resid.mean():+.3f} dex, "
-                      f"scatter {resid.std():.3f} dex, mean sigma {err[ok].mean():.3f} dex")
-            else:
-                print(f"  {name:>14}: no estimates ({out[f'M500c_{name}_flag'][0]})")
-        path = write_table(out, args.output, overwrite=True)
-        print(f"\nwrote {path}")
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    return 0

@@ -19,9 +19,7 @@ also:
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -29,6 +27,8 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.table import Column, MaskedColumn, QTable, Table
+
+from .io.atomic import atomic_path
 
 __all__ = ["read_catalog", "write_table", "CatalogReadError"]
 
@@ -279,26 +279,16 @@ def write_table(table, path, overwrite=False, **kwargs):
     An interrupted or failed write never leaves a half-written ``path``.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
+    fmt = kwargs.pop("format", None)
     suffix = "".join(path.suffixes) or ".fits"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix,
-                               dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
-    try:
-        fmt = kwargs.pop("format", None)
-        if fmt is None and suffix.lower().endswith((".fits", ".fits.gz", ".fit")):
-            table = _meta_for_fits(table)
-        if fmt is None and suffix.lower().endswith((".h5", ".hdf5")):
-            kwargs.setdefault("path", "catalog")
-            kwargs.setdefault("serialize_meta", True)
+    if fmt is None and suffix.lower().endswith((".fits", ".fits.gz", ".fit")):
+        table = _meta_for_fits(table)
+    if fmt is None and suffix.lower().endswith((".h5", ".hdf5")):
+        kwargs.setdefault("path", "catalog")
+        kwargs.setdefault("serialize_meta", True)
+    with atomic_path(path, overwrite=overwrite, suffix=suffix) as tmp:
         with warnings.catch_warnings():
             # 'dex' is not a FITS unit: it is written as text and read back by us.
             warnings.filterwarnings("ignore", message=".*could not be saved in native FITS")
             table.write(tmp, overwrite=True, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path

@@ -4,7 +4,7 @@ From a counts image and an exposure map (or an event list binned onto a WCS), me
 the net count rate in a circular aperture with the background from a local annulus,
 excluding point sources given as `regions` (DS9 region files or region objects), with
 Poisson errors; then convert the rate to a rest-frame 0.5-2 keV luminosity with the
-energy conversion factors of `astro_clustermass.ecf`.
+energy conversion factors of `astro_clustermass.xray.ecf`.
 
 The sums over apertures are done by `photutils.aperture` (``aperture_photometry``) on
 the counts, the exposure and the unmasked-pixel maps. For one source:
@@ -32,6 +32,8 @@ import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
+
+from .io.events import as_event_list
 
 __all__ = ["mask_from_regions", "counts_image_from_events", "aperture_count_rate",
            "measure_catalog", "PhotometryError"]
@@ -91,45 +93,37 @@ def mask_from_regions(regions, shape, wcs=None):
 
 
 # ---------------------------------------------------------------------------- events
-def counts_image_from_events(events, wcs, shape, band=(0.2, 2.3) * u.keV, energy_column="PI",
-                             energy_unit=u.eV):
-    """Bin an event list onto the pixel grid of ``wcs``.
+def counts_image_from_events(events, wcs, shape, band=(0.2, 2.3) * u.keV):
+    """Bin photons onto the pixel grid of ``wcs``.
 
     Parameters
     ----------
-    events : `~astropy.table.Table`
-        With RA, DEC [deg] and an energy column (eSASS: ``PI`` in eV).
+    events : `~astro_clustermass.io.events.EventList`, `~astropy.table.Table` or path(s)
+        The photons: an event list, a table with RA, DEC [deg] and PI [eV], or eSASS
+        event files. Tables and files are read through
+        `~astro_clustermass.io.events.EventList`, with the same eSASS quality cuts
+        (``FLAG``, ``PAT_TYP``, ``PI > 0``) as the energy-band images of the CNN.
     wcs : `~astropy.wcs.WCS`
         Celestial WCS of the output image.
     shape : tuple
         (ny, nx).
     band : Quantity (2,)
-        Energy band kept; None keeps all.
-    energy_column : str
-    energy_unit : unit
-        Unit of the energy column if it has none (eSASS PI is eV).
+        Energy band kept, ``[lo, hi)``; None keeps all.
 
     Returns
     -------
     counts : 2-D int array
     """
-    for col in ("RA", "DEC"):
-        if col not in events.colnames:
-            raise PhotometryError(f"event list lacks column {col!r} "
-                                  f"(columns: {', '.join(events.colnames)})")
-    keep = np.ones(len(events), bool)
+    try:
+        ev = as_event_list(events)
+    except KeyError as exc:  # a table without RA/DEC/PI
+        raise PhotometryError(f"event list: {exc.args[0]}") from exc
+    ra, dec = np.asarray(ev.ra, float), np.asarray(ev.dec, float)
     if band is not None:
-        if energy_column not in events.colnames:
-            raise PhotometryError(f"event list lacks energy column {energy_column!r}")
-        col = events[energy_column]
-        unit = getattr(col, "unit", None) or energy_unit
-        energy = u.Quantity(np.asarray(col, float), unit)
+        energy = ev.energy
         lo, hi = u.Quantity(band, u.keV)
         keep = (energy >= lo) & (energy < hi)
-    ra = np.asarray(u.Quantity(events["RA"], u.deg).value if getattr(events["RA"], "unit", None)
-                    else events["RA"], float)[keep]
-    dec = np.asarray(u.Quantity(events["DEC"], u.deg).value
-                     if getattr(events["DEC"], "unit", None) else events["DEC"], float)[keep]
+        ra, dec = ra[keep], dec[keep]
     x, y = wcs.world_to_pixel(SkyCoord(ra * u.deg, dec * u.deg))
     ny, nx = shape
     img, _, _ = np.histogram2d(y, x, bins=(ny, nx), range=((-0.5, ny - 0.5), (-0.5, nx - 0.5)))
@@ -330,13 +324,13 @@ def measure_catalog(table, counts, exposure, wcs, radius, annulus=(1.5, 2.5), re
         Temperature for the ECF [keV]: a value, a column name, or None for the
         canonical ``T`` column if present, else 3 keV.
     nh : float, optional
-        Galactic column [cm^-2] (default `astro_clustermass.ecf.DEFAULT_NH`).
+        Galactic column [cm^-2] (default `astro_clustermass.xray.ecf.DEFAULT_NH`).
     cosmology : `~astropy.cosmology.Cosmology`, optional
         For D_L (default flat LCDM H0=70, Om0=0.3).
     column_map : dict, optional
         Canonical name -> column name.
     """
-    from . import ecf as _ecf
+    from .xray import ecf as _ecf
     from .catalog import CatalogView
 
     if not isinstance(table, Table):
@@ -399,80 +393,3 @@ def measure_catalog(table, counts, exposure, wcs, radius, annulus=(1.5, 2.5), re
         log.info("measure_catalog: no redshift column, luminosities not computed")
     out["phot_flag"] = flag
     return out
-
-
-# ---------------------------------------------------------------------------- CLI
-def add_arguments(parser):
-    """Arguments of ``astro-clustermass photometry`` (see `run`)."""
-    parser.add_argument("catalog", help="cluster catalogue with RA, DEC (and z) columns")
-    parser.add_argument("-o", "--output", required=True, help="output catalogue file")
-    parser.add_argument("--counts", required=True,
-                        help="counts image (FITS, 0.2-2.3 keV) or eSASS event file (EVENTS)")
-    parser.add_argument("--exposure", required=True,
-                        help="exposure map (FITS, s, same grid as the counts) or a number [s]")
-    parser.add_argument("--radius", required=True,
-                        help="aperture radius: a column name (arcmin if unitless) or a value "
-                             "in arcsec")
-    parser.add_argument("--annulus", type=float, nargs=2, default=(1.5, 2.5),
-                        metavar=("IN", "OUT"), help="background annulus in units of the radius")
-    parser.add_argument("--regions", help="DS9 region file of sources to mask")
-    parser.add_argument("--kT", default=None,
-                        help="temperature for the ECF [keV] or a column name (default: T "
-                             "column, else 3 keV)")
-    parser.add_argument("--nh", type=float, default=None, help="Galactic N_H [cm^-2]")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
-
-
-def run(args):
-    """Measure count rates (and L_X) for every cluster and write the catalogue."""
-    from astropy.io import fits
-    from astropy.wcs import WCS
-
-    from .esass import read_catalog, write_table
-
-    table = read_catalog(args.catalog)
-
-    def first_image(hdul):
-        return next((h for h in hdul if h.is_image and h.data is not None
-                     and h.data.ndim == 2), None)
-
-    exp_wcs = None
-    try:
-        exposure = float(args.exposure)
-    except ValueError:
-        with fits.open(args.exposure) as hdul:
-            hdu = first_image(hdul)
-            if hdu is None:
-                raise PhotometryError(f"{args.exposure}: no 2-D exposure image") from None
-            exposure = np.asarray(hdu.data, float)
-            exp_wcs = WCS(hdu.header).celestial
-    with fits.open(args.counts) as hdul:
-        image_hdu = first_image(hdul)
-        if image_hdu is not None:
-            counts = np.asarray(image_hdu.data, float)
-            wcs = WCS(image_hdu.header).celestial
-        elif "EVENTS" in hdul:
-            if exp_wcs is None:
-                raise PhotometryError(f"{args.counts} is an event file: give an exposure "
-                                      "map FITS, whose grid and WCS the events are binned on")
-            wcs = exp_wcs
-            counts = counts_image_from_events(Table(hdul["EVENTS"].data), wcs, exposure.shape)
-        else:
-            raise PhotometryError(f"{args.counts}: no 2-D image and no EVENTS extension")
-    radius = args.radius
-    if radius not in table.colnames:
-        try:
-            radius = float(radius) * u.arcsec
-        except ValueError:
-            raise PhotometryError(f"--radius {args.radius!r} is neither a column of the "
-                                  "catalogue nor a number of arcsec") from None
-    kT = args.kT
-    if kT is not None and kT not in table.colnames:
-        kT = float(kT) * u.keV
-    out = measure_catalog(table, counts, exposure, wcs, radius, annulus=tuple(args.annulus),
-                          regions=args.regions, kT=kT, nh=args.nh)
-    write_table(out, args.output, overwrite=args.overwrite)
-    ok = np.isfinite(np.asarray(out["count_rate"].value if hasattr(out["count_rate"], "value")
-                                else out["count_rate"], float))
-    print(f"wrote {len(out)} rows ({ok.sum()} with count rates) to {args.output}")
-    return 0

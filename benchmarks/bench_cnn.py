@@ -86,10 +86,11 @@ def _inputs(ens, dataset, n, rng):
 
 def _training_splits(ens, data, dataset, n_train):
     if data is not None:
-        from astro_clustermass.cnn.train import prepare_splits
+        from astro_clustermass.catalog import EFEDS_SELECTION
+        from astro_clustermass.cnn.dataset import prepare_splits
 
         splits, _ = prepare_splits(data, ens.manifest.get("dataset", {}).get(
-            "selection", "EXT_LIKE > 6 & DET_LIKE > 5"))
+            "selection", EFEDS_SELECTION))
         train, val = splits["train"], splits["val"]
         return train, val, f"{dataset}: {len(train)} training, {len(val)} validation"
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))

@@ -36,7 +36,7 @@ BKG_PER_ARCMIN2 = 3.6  # 0.2-2.3 keV counts per arcmin^2 at the eFEDS depth (1.2
 def _background_energies(rng, n):
     from astropy.io import fits
 
-    from astro_clustermass import spectra
+    from astro_clustermass.xray import spectra
 
     path = os.path.join(os.path.dirname(spectra.ARF_PATH), "efeds_background_spectrum.fits")
     with fits.open(path) as h:
@@ -79,7 +79,8 @@ def bench_speed(n_photons, n_clusters, seed=0, repeat=3):
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
-    from astro_clustermass.ebi import EventList, energy_band_images
+    from astro_clustermass.ebi import energy_band_images
+    from astro_clustermass.io.events import EventList
 
     (ra, dec, pi), (cra, cdec), side = make_events(int(n_photons), seed)
     t0 = time.perf_counter()
@@ -141,7 +142,7 @@ def _memory_child(path, chunk_rows, memmap):
 
     base = _vm_hwm_mib()
     tracemalloc.start()
-    from astro_clustermass.ebi import EventList
+    from astro_clustermass.io.events import EventList
 
     t0 = time.perf_counter()
     ev = EventList.read(path, chunk_rows=chunk_rows, memmap=memmap)

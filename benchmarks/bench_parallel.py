@@ -56,16 +56,11 @@ STAMP_HALF = 600.0        # arcsec
 
 # -- an event-based estimator ------------------------------------------------------------
 def _read_events(events):
-    from astropy.io import fits
+    """RA, Dec [deg] of the photons: an EventList (what factories get) or event files."""
+    from astro_clustermass.io.events import as_event_list
 
-    paths = [events] if isinstance(events, (str, os.PathLike)) else list(events)
-    ra, dec = [], []
-    for p in paths:
-        with fits.open(p, memmap=False) as hdul:
-            d = hdul["EVENTS"].data
-            ra.append(np.asarray(d["RA"], float))
-            dec.append(np.asarray(d["DEC"], float))
-    return np.concatenate(ra) if ra else np.zeros(0), np.concatenate(dec) if dec else np.zeros(0)
+    ev = as_event_list(events)
+    return np.asarray(ev.ra, float), np.asarray(ev.dec, float)
 
 
 def _unit_vectors(ra, dec):

@@ -68,16 +68,11 @@ def _r500_pix(catalog, pix_arcsec):
 
 
 def _split(data, selection, seed, fractions):
-    """The test split of `astro_clustermass.cnn.train.prepare_splits` (same code path,
-    without importing torch)."""
-    from astro_clustermass.cnn.dataset import apply_selection, split_by_cluster
+    """The test split of `astro_clustermass.cnn.dataset.prepare_splits` (no torch)."""
+    from astro_clustermass.cnn.dataset import prepare_splits
 
-    mask = apply_selection(data.catalog, selection)
-    good = np.isfinite(data.log10_mass) & np.isfinite(data.z)
-    sel = data.subset(np.flatnonzero(mask & good))
-    tr, va, te = split_by_cluster(sel.group_keys(), fractions, seed=seed)
-    return sel.subset(te), {"n_selected": len(sel), "n_train": len(tr), "n_val": len(va),
-                            "n_test": len(te)}
+    splits, info = prepare_splits(data, selection, seed, fractions)
+    return splits["test"], {k: info[k] for k in ("n_selected", "n_train", "n_val", "n_test")}
 
 
 def _png(fig, path):
@@ -119,7 +114,7 @@ def main(argv=None):
     from astro_clustermass.api import add_mass_columns
     from astro_clustermass.cnn.dataset import DEFAULT_SELECTION, read_dataset
     from astro_clustermass.cnn.io import default_weights_dir, read_manifest
-    from astro_clustermass.evaluation import interpret
+    from astro_clustermass.cnn import interpret
     from astro_clustermass.evaluation.report import (Section, format_binned, format_summary,
                                                      write_report)
 

@@ -185,7 +185,7 @@ def run_photometry(n_img, rng):
 
 
 def consistency():
-    from astro_clustermass import ecf
+    from astro_clustermass.xray import ecf
 
     lx = load_relation("lx-chiu22")
     cr = load_relation("cr-erass1")

@@ -14,7 +14,7 @@ directories) and, optionally, a stamps-mode run, and measures:
    ``astro_clustermass/data/erosita`` (pass if within 10 %);
 4. the 0.2-2.3 keV count rate per unit 0.5-2 keV flux of the simulated clusters, counted
    from their photons in the event files, against the package's own folding of the real
-   eFEDS ARF (`astro_clustermass.ecf`, an independent code path; pass if within 10 %);
+   eFEDS ARF (`astro_clustermass.xray.ecf`, an independent code path; pass if within 10 %);
 5. the scatter of the simulated L_X-M relation and of the measured count rate (ML_RATE)
    at fixed mass and redshift;
 6. the number counts N(>S) of all simulated halos (before detection), against the ROSAT
@@ -72,7 +72,7 @@ def _fit_residual_scatter(y, x1, x2):
 def measure(field_dirs, stamps_dir=None):
     from astropy.table import vstack
 
-    from astro_clustermass import ecf
+    from astro_clustermass.xray import ecf
     from astro_clustermass.simulate import read_realisation
     from astro_clustermass.simulate import survey
     from astro_clustermass.simulate.config import SimConfig

@@ -4,7 +4,7 @@
     python scripts/make_ecf_tables.py [--output astro_clustermass/data/ecf/ecf_efeds.ecsv]
 
 The table holds ECF(z, kT, N_H) = unabsorbed flux in rest-frame 0.5-2 keV per count/s in
-observed 0.2-2.3 keV, for the thermal continuum of astro_clustermass.spectra folded through
+observed 0.2-2.3 keV, for the thermal continuum of astro_clustermass.xray.spectra folded through
 the shipped eFEDS ARF (on-axis, full PSF). See astro_clustermass/ecf.py.
 """
 
@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from astro_clustermass import ecf, spectra  # noqa: E402
+from astro_clustermass.xray import ecf, spectra  # noqa: E402
 
 
 def main(argv=None):

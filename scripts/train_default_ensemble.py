@@ -9,7 +9,7 @@ the same command again):
    ``--halos`` stamps into ``WORK/sim/real_XXX`` (event files, truth and detection
    tables, chunks of 400 stamps), realisation *k* seeded with ``--sim-seed + k``;
    ``--sim-until HH:MM`` / ``--sim-chunks N`` / ``touch WORK/sim/STOP`` bound it;
-2. ``dataset``: `astro_clustermass.cnn.dataset.build_dataset` selects the detections
+2. ``dataset``: `astro_clustermass.cnn.training_set.build_dataset` selects the detections
    matched to a stamp's central halo with ``EXT_LIKE > 6 & DET_LIKE > 5``, takes the true
    M500c and z from the truth tables, builds the EBIs at the detected positions with the
    default `EBIParameters` and writes ``WORK/dataset.h5``;
@@ -17,7 +17,7 @@ the same command again):
    ``WORK/train`` (resumable), ensemble written to ``WORK/ensemble``;
 4. ``export``: the ensemble (weights + manifest + curves) copied into
    ``astro_clustermass/data/cnn/default/``;
-5. ``evaluate``: ``python -m astro_clustermass.cnn.evaluate`` on the test split ->
+5. ``evaluate``: ``astro-clustermass evaluate-ensemble`` on the test split ->
    ``WORK/evaluation/metrics.json`` and figures.
 
 Usage (the shipped ensemble, in one command; it was made in two, data set then training,
@@ -54,7 +54,7 @@ def step_simulate(args):
     """Stamp-mode simulator runs in WORK/sim/real_XXX (chunked, resumable, time-limited)."""
     import logging
 
-    from astro_clustermass.cnn._simio import simulate_realisations, training_config
+    from astro_clustermass.cnn.training_set import simulate_realisations, training_config
 
     logging.getLogger("astro_clustermass").setLevel(logging.INFO)
     if os.path.exists(os.path.join(args.work, "dataset.h5")):
@@ -72,47 +72,8 @@ def step_simulate(args):
                                  chunks_per_call=max(1, 2 * args.sim_workers))
 
 
-def step_interim(args):
-    """Stand-in data set from `astro_clustermass.cnn.interim_sim` (chunks, resumable)."""
-    import numpy as np
-    from astropy.table import vstack
-
-    from astro_clustermass.cnn import interim_sim
-    from astro_clustermass.cnn.dataset import read_dataset, write_dataset
-
-    path = os.path.join(args.work, "dataset.h5")
-    if os.path.exists(path):
-        log(f"dataset: {path} exists, skipped")
-        return path
-    cdir = os.path.join(args.work, "interim_chunks")
-    os.makedirs(cdir, exist_ok=True)
-    model = interim_sim._Model()
-    n_chunks = -(-args.interim_halos // args.chunk_halos)
-    infos = []
-    for c in range(n_chunks):
-        cpath = os.path.join(cdir, f"chunk_{c:03d}.h5")
-        if not os.path.exists(cpath):
-            ebi, cat, info = interim_sim.simulate_stamps(args.chunk_halos, seed=args.sim_seed,
-                                                         chunk=c, model=model)
-            write_dataset(cpath, ebi, cat, ebi_parameters=interim_sim.EBI_PARAMETERS,
-                          selection=info["selection"],
-                          source=f"astro_clustermass.cnn.interim_sim seed={args.sim_seed} "
-                                 f"chunk={c} n_simulated={info['n_simulated']}")
-            log(f"interim chunk {c}: kept {info['n_kept']} of {info['n_simulated']}")
-    parts = [read_dataset(os.path.join(cdir, f"chunk_{c:03d}.h5")) for c in range(n_chunks)]
-    ebi = np.concatenate([p.ebi for p in parts])
-    cat = vstack([p.catalog for p in parts])
-    write_dataset(path, ebi, cat, ebi_parameters=interim_sim.EBI_PARAMETERS,
-                  selection="EXT_LIKE > 6 & DET_LIKE > 5",
-                  source=(f"INTERIM stand-in simulation astro_clustermass.cnn.interim_sim: "
-                          f"{n_chunks} chunks x {args.chunk_halos} halos (seed {args.sim_seed}), "
-                          f"{len(cat)} detections kept"))
-    log(f"dataset: {len(cat)} clusters -> {path}")
-    return path
-
-
 def step_dataset(args, sim_dirs):
-    from astro_clustermass.cnn.dataset import build_dataset
+    from astro_clustermass.cnn.training_set import build_dataset
 
     path = os.path.join(args.work, "dataset.h5")
     if os.path.exists(path):
@@ -284,8 +245,8 @@ def step_export(args, ens_dir):
 
 def step_evaluate(args, dataset, weights):
     out = os.path.join(args.work, "evaluation")
-    cmd = [sys.executable, "-m", "astro_clustermass.cnn.evaluate", dataset, "--weights", weights,
-           "--out", out, "--threads", str(args.threads)]
+    cmd = [sys.executable, "-m", "astro_clustermass.cli", "evaluate-ensemble", dataset,
+           "--weights", weights, "--out", out, "--threads", str(args.threads)]
     log("evaluate: " + " ".join(cmd))
     subprocess.run(cmd, check=True, cwd=REPO)
 
@@ -305,12 +266,8 @@ def main(argv=None):
     p.add_argument("--sim-seed", type=int, default=1000)
     p.add_argument("--sim-workers", type=int, default=1)
     p.add_argument("--dataset", default=None, help="use this data set instead of steps 1-2")
-    p.add_argument("--source", choices=("simulate", "interim"), default="simulate",
-                   help="simulate: the package simulator; interim: the stand-in "
-                        "astro_clustermass.cnn.interim_sim (until the simulator exists)")
-    p.add_argument("--interim-halos", type=int, default=72_000,
-                   help="halos simulated by the interim stand-in (about 12%% are kept)")
-    p.add_argument("--chunk-halos", type=int, default=6000)
+    p.add_argument("--source", choices=("simulate",), default="simulate",
+                   help="the package simulator (the only source since the stand-in went)")
     p.add_argument("--members", type=int, default=5)
     p.add_argument("--max-epochs", type=int, default=300)
     p.add_argument("--patience", type=int, default=25)
@@ -339,8 +296,6 @@ def main(argv=None):
     os.makedirs(args.work, exist_ok=True)
     if args.dataset:
         dataset = args.dataset
-    elif args.source == "interim":
-        dataset = step_interim(args)
     else:
         sim_dirs = step_simulate(args)
         dataset = step_dataset(args, sim_dirs)

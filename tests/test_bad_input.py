@@ -536,10 +536,11 @@ def test_plugin_type_error_is_masked_or_named(bad_plugins):
 
 
 def test_hanging_and_dying_plugins_under_a_time_limit(bad_plugins):
-    """The foundation has no time limit; parallel.add_mass_columns_guarded adds one."""
+    """``timeout=`` runs each estimator in a child process that can be stopped."""
     import time
 
-    from astro_clustermass.parallel import add_mass_columns_guarded
+    def add_mass_columns_guarded(*args, **kwargs):
+        return acm.add_mass_columns(*args, **kwargs)
 
     table = Table({"z": [0.1, 0.5, 1.0]})
     before = snapshot(table)
@@ -646,7 +647,7 @@ def test_corrupt_event_files_for_the_cnn(tmp_path, case):
     """Corrupt event files: the EBI reader raises a clear error naming the file, and
     through add_mass_columns the CNN's rows are masked with that reason."""
     pytest.importorskip("torch")
-    from astro_clustermass.ebi import EventList
+    from astro_clustermass.io.events import EventList
 
     kind, data = case
     path = tmp_path / f"events_{kind}.fits"
@@ -749,13 +750,11 @@ def test_empty_and_missing_files_through_cli(tmp_path, capsys):
 
 
 
-def test_time_limit_with_spawned_children(bad_plugins):
+def test_time_limit_with_spawned_children(bad_plugins, monkeypatch):
     """The guard also works when the child is spawned (estimator and table pickled)."""
-    from astro_clustermass.parallel import add_mass_columns_guarded
-
+    monkeypatch.setenv("ASTRO_CLUSTERMASS_GUARD_START_METHOD", "spawn")
     table = QTable({"z": [0.1, 0.5], "T": [2.0, 5.0] * u.keV})
-    out = add_mass_columns_guarded(table, estimators=["bad-hang", ToyTemperature()],
-                                   timeout=8, mp_context="spawn")
+    out = acm.add_mass_columns(table, estimators=["bad-hang", ToyTemperature()], timeout=8)
     assert out["M500c_bad-hang"].mask.all() and "8 s" in out["M500c_bad-hang_flag"][0]
     np.testing.assert_allclose(out["log10M500c_toy-t"].value, [14.5 + 1.7 * np.log10(0.4),
                                                                 14.5])

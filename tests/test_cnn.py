@@ -11,9 +11,10 @@ from astropy.table import QTable, Table
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
+from astro_clustermass.catalog import selection_mask  # noqa: E402
 from astro_clustermass.cnn import builtin_estimator_specs  # noqa: E402
 from astro_clustermass.cnn.dataset import (  # noqa: E402
-    Normalisation, TrainingData, apply_selection, read_dataset, split_by_cluster,
+    Normalisation, TrainingData, read_dataset, split_by_cluster,
     uniform_mass_weights, write_dataset)
 from astro_clustermass.cnn.ensemble import Ensemble, combine  # noqa: E402
 from astro_clustermass.cnn.estimator import (  # noqa: E402
@@ -192,13 +193,13 @@ def test_dataset_round_trip_and_selection(tmp_path):
     assert back.attrs["selection"] == "EXT_LIKE > 6"
     with pytest.raises(FileExistsError):
         write_dataset(path, data.ebi, data.catalog)
-    mask = apply_selection(data.catalog, "EXT_LIKE > 6 & DET_LIKE > 5")
+    mask = selection_mask(data.catalog, "EXT_LIKE > 6 & DET_LIKE > 5")
     expected = (np.asarray(data.catalog["EXT_LIKE"]) > 6) & (np.asarray(data.catalog["DET_LIKE"]) > 5)
     np.testing.assert_array_equal(mask, expected)
     with pytest.raises(KeyError, match="NOPE"):
-        apply_selection(data.catalog, "NOPE > 3")
+        selection_mask(data.catalog, "NOPE > 3")
     with pytest.raises(ValueError, match="cannot parse"):
-        apply_selection(data.catalog, "EXT_LIKE >> 3")
+        selection_mask(data.catalog, "EXT_LIKE >> 3")
 
 
 def test_teaching_layout_is_read(tmp_path):
@@ -323,14 +324,14 @@ def test_manifest_records_what_it_should(tiny_ensemble):
 def test_evaluate_command_on_validation_or_test_split(tiny_ensemble, tmp_path):
     import json
 
-    from astro_clustermass.cnn.evaluate import main
+    from astro_clustermass.cli import main
 
     ens_dir, manifest, _ = tiny_ensemble
     data_path = str(ens_dir.parent / "data.h5")
     for split, key in (("val", "n_val"), ("test", "n_test")):
         out = tmp_path / split
-        assert main([data_path, "--weights", str(ens_dir), "--out", str(out),
-                     "--split", split]) == 0
+        assert main(["evaluate-ensemble", data_path, "--weights", str(ens_dir), "--out",
+                     str(out), "--split", split]) == 0
         result = json.loads((out / "metrics.json").read_text())
         assert result["split"] == split
         assert result[f"ensemble_{split}"]["n"] == manifest["dataset"][key]
@@ -411,52 +412,23 @@ def test_estimator_refuses_other_ebi_parameters(tiny_ensemble, tmp_path):
 def test_builtin_spec_and_no_torch_on_import():
     spec = builtin_estimator_specs()[0]
     assert spec.name == "cnn-ensemble" and spec.inputs == ("z", "RA", "DEC")
-    code = ("import sys, astro_clustermass, astro_clustermass.cnn, astro_clustermass.cnn.cli, "
-            "astro_clustermass.cnn.dataset, astro_clustermass.cnn.evaluate; "
+    code = ("import sys, astro_clustermass, astro_clustermass.cnn, astro_clustermass.cli.train, "
+            "astro_clustermass.cli.evaluate_ensemble, astro_clustermass.cnn.training_set, "
+            "astro_clustermass.cnn.dataset, astro_clustermass.cnn.metrics; "
             "astro_clustermass.cnn.builtin_estimator_specs(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
-# -- interim stand-in simulation -----------------------------------------------------
-def test_interim_ebi_follows_seed_recipe():
-    from astro_clustermass.cnn.interim_sim import EBI_PARAMETERS, ebi_from_photons
-
-    # one photon in pixel (25, 25), band 4: the smoothed image is the normalised kernel
-    # exp(-(i^2 + j^2 + (k/5)^2) / (2 0.75^2)) centred there ('same' convolution: the
-    # part beyond the band axis is lost, as with scipy.signal.convolve in the seed)
-    e = 0.25 + 4.5 * 0.205
-    img = ebi_from_photons(np.array([12.0]), np.array([12.0]), np.array([e]))
-    assert img.shape == (50, 50, 10)
-    i, j, k = np.meshgrid(np.arange(-1, 2), np.arange(-1, 2), np.arange(-5, 6), indexing="ij")
-    kern = np.exp(-(i ** 2 + j ** 2 + (k / 5) ** 2) / (2 * 0.75 ** 2))
-    kern /= kern.sum()
-    np.testing.assert_allclose(img[24:27, 24:27, :], kern[:, :, 1:], rtol=1e-5, atol=1e-7)
-    assert img.sum() == pytest.approx(kern[:, :, 1:].sum(), rel=1e-5)
-    assert np.unravel_index(np.argmax(img), img.shape) == (25, 25, 4)
-    assert img[25, 25, 4] > img[25, 26, 4] > img[24, 26, 4] > 0
-    # clipping at 36
-    many = ebi_from_photons(np.zeros(5000), np.zeros(5000), np.full(5000, e))
-    assert many.max() == EBI_PARAMETERS["clip"]
-
-
-def test_interim_simulation_small_run():
-    from astro_clustermass.cnn.interim_sim import simulate_stamps
-
-    ebi, cat, info = simulate_stamps(120, seed=3, progress=False)
-    assert info["n_simulated"] == 120 and len(cat) == len(ebi) == info["n_kept"]
-    assert np.all(cat["EXT_LIKE"] > 6) and np.all(cat["DET_LIKE"] > 5)
-    assert ebi.shape[1:] == (50, 50, 10) and ebi.max() <= 36
-
-
 # -- data set from the package simulator ----------------------------------------------
 def test_dataset_from_simulator_output(tmp_path):
     """`build_dataset` on a tiny stamp-mode run: the selected detections of the central
     halos, their true masses and redshifts, and EBIs at the detected positions."""
-    from astro_clustermass.cnn._simio import simulate_realisations, training_config
-    from astro_clustermass.cnn.dataset import build_dataset
-    from astro_clustermass.ebi import EBIParameters, EventList, energy_band_images
+    from astro_clustermass.cnn.training_set import (build_dataset, simulate_realisations,
+                                                    training_config)
+    from astro_clustermass.ebi import EBIParameters, energy_band_images
+    from astro_clustermass.io.events import EventList
     from astro_clustermass.simulate import read_realisation
     from astropy.coordinates import SkyCoord
     import astropy.units as u

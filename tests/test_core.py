@@ -157,3 +157,21 @@ def test_fits_round_trip(tmp_path, small_catalog):
     back = read_catalog(path)
     np.testing.assert_allclose(back["M500c_toy"].to_value(u.Msun), out["M500c_toy"].value)
     assert back.meta["astro_clustermass"]["toy"]["name"] == "toy"
+
+
+def test_moved_names_still_work_with_a_deprecation_warning():
+    """Names moved in 0.2 stay importable from their old place for one release."""
+    from astropy.table import QTable
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    from astro_clustermass import ebi, parallel
+    from astro_clustermass.io import ebi_stack
+
+    with pytest.warns(AstropyDeprecationWarning, match="io.ebi_stack"):
+        assert ebi.read_ebi_stack is ebi_stack.read_ebi_stack
+    table = QTable({"z": [0.3], "LX": [1e44] * u.erg / u.s})
+    with pytest.warns(AstropyDeprecationWarning, match="timeout="):
+        out = parallel.add_mass_columns_guarded(table, estimators=["lx-chiu22"])
+    assert "M500c_lx-chiu22" in out.colnames
+    with pytest.raises(AttributeError):
+        ebi.no_such_name

@@ -18,7 +18,9 @@ import astro_clustermass as acm
 from astro_clustermass import parallel
 from astro_clustermass.catalog import MissingColumnError
 from astro_clustermass.core import EstimatorSpec, MassEstimator
-from astro_clustermass.parallel import (TileGrid, _in_box, estimate_catalog, select_events)
+from astro_clustermass.io import events as events_io
+from astro_clustermass.io.events import EventList, in_box
+from astro_clustermass.parallel import TileGrid, estimate_catalog
 
 BENCH = Path(__file__).parents[1] / "benchmarks"
 
@@ -132,29 +134,35 @@ def test_search_box_holds_every_photon_an_ebi_needs():
             cr = np.mod(ra + sx * half / np.cos(np.radians(cd)), 360.0)
             for i in range(len(ra)):
                 box = grid.search_box(tiles[i], margin)
-                assert _in_box(np.array([cr[i]]), np.array([cd[i]]), box)[0], (ra[i], dec[i])
+                assert in_box(np.array([cr[i]]), np.array([cd[i]]), box)[0], (ra[i], dec[i])
 
 
-def test_select_events_streams_and_selects_exactly(survey, tmp_path, monkeypatch):
+def test_event_list_reads_a_box_exactly_in_chunks(survey, monkeypatch):
+    """A tile's photons go from the files to an EventList: streamed, exactly the box."""
     cat, events = survey
     box = (355.0, 2.0, -3.0, 3.0)  # wraps through RA = 0
-    out = tmp_path / "sel.fits"
-    monkeypatch.setattr(parallel, "EVENT_CHUNK_ROWS", 997)  # many chunks per file
-    n = select_events(events, box, out)
-    expected = 0
+    expected = []
     for p in events:
         with fits.open(p) as h:
             d = h["EVENTS"].data
-            expected += int(_in_box(d["RA"], d["DEC"], box).sum())
-    assert n == expected > 0
-    with fits.open(out) as h:
-        assert h["EVENTS"].header["TELESCOP"] == "eROSITA"
-        assert h["EVENTS"].columns.names == ["RA", "DEC", "PI", "TIME"]
-        assert h["EVENTS"].columns["RA"].unit == "deg"
-        assert len(h["EVENTS"].data) == n
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sel.fits"]  # no temp file left
-    # an empty selection is a valid empty event file
-    assert select_events(events, (100.0, 101.0, 50.0, 51.0), tmp_path / "none.fits") == 0
+            keep = in_box(d["RA"], d["DEC"], box)
+            expected.append(np.c_[np.mod(d["RA"][keep], 360.0), d["DEC"][keep]])
+    expected = np.concatenate(expected)
+    reads = []
+    original = events_io._FileSource.chunks
+
+    def counting(self, wanted):
+        for chunk in original(self, wanted):
+            reads.append(len(chunk[0]["RA"]))
+            yield chunk
+    monkeypatch.setattr(events_io._FileSource, "chunks", counting)
+    ev = EventList.read(events, box=box, chunk_rows=997)
+    assert max(reads) <= 997 and len(reads) > len(events)  # many chunks per file
+    assert len(ev) == len(expected) > 0
+    got = np.c_[ev.ra, ev.dec]
+    assert np.allclose(np.sort(got, axis=0), np.sort(expected, axis=0), rtol=0, atol=1e-9)
+    # a box without photons is a valid empty event list
+    assert len(EventList.read(events, box=(100.0, 101.0, 50.0, 51.0))) == 0
 
 
 # -- equality with the single-process path --------------------------------------------------
@@ -191,7 +199,7 @@ def test_identical_on_distributed_local_cluster_and_address(survey, reference, b
 
 def test_unreachable_scheduler_is_a_clear_error(survey, monkeypatch):
     pytest.importorskip("distributed")
-    monkeypatch.setattr(parallel, "SCHEDULER_CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(parallel.runner, "SCHEDULER_CONNECT_TIMEOUT", "1s")
     cat, _ = survey
     with pytest.raises(OSError, match="scheduler at 'tcp://127.0.0.1:9'"):
         estimate_catalog(cat, ["lx-chiu22"], scheduler="tcp://127.0.0.1:9", progress=False)
@@ -320,7 +328,7 @@ def test_failing_estimator_is_masked_per_tile_and_hanging_one_times_out(survey, 
 
 # -- CLI ---------------------------------------------------------------------------------------
 def _cli(argv):
-    from astro_clustermass import parallel_cli
+    from astro_clustermass.cli import run as parallel_cli
 
     parser = argparse.ArgumentParser()
     parallel_cli.add_arguments(parser)
@@ -346,18 +354,16 @@ def test_cli_run_subcommand(survey, tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="nothing_here"):
         _cli([str(src), "--events", str(tmp_path / "nothing_here*.fits"), "-o",
               str(tmp_path / "o2.fits")])
-    # through the package's dispatcher, when the lead has registered the subcommand
+    # through the package's dispatcher
     from astro_clustermass import cli
 
-    if "run" in cli._SUBCOMMANDS:
-        assert cli.main(["run", str(src), "-o", str(tmp_path / "o3.fits"), "-e", "lx-chiu22",
-                         "--scheduler", "synchronous", "--no-progress"]) == 0
+    assert cli.main(["run", str(src), "-o", str(tmp_path / "o3.fits"), "-e", "lx-chiu22",
+                     "--scheduler", "synchronous", "--no-progress"]) == 0
 
 
 def test_estimator_spec_wants_events(bench):
-    assert parallel._factory_accepts_events(bench.aperture_spec())
-    assert not parallel._factory_accepts_events(
-        EstimatorSpec("toy-z", ToyZ, ("z",)))
+    assert bench.aperture_spec().accepts("events")
+    assert not EstimatorSpec("toy-z", ToyZ, ("z",)).accepts("events")
 
 
 # -- property: the tiled path behaves like add_mass_columns on any table --------------------

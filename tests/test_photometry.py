@@ -12,7 +12,7 @@ from regions import CirclePixelRegion, CircleSkyRegion, PixCoord
 from scipy.integrate import quad
 from scipy.special import k0
 
-from astro_clustermass import ecf, spectra
+from astro_clustermass.xray import ecf, spectra
 from astro_clustermass.photometry import (PhotometryError, aperture_count_rate,
                                           counts_image_from_events, mask_from_regions,
                                           measure_catalog)
@@ -272,7 +272,7 @@ def test_cli_photometry(tmp_path):
     """The module's CLI entry points (``astro-clustermass photometry``)."""
     import argparse
 
-    from astro_clustermass import photometry
+    from astro_clustermass.cli import photometry
 
     rng = np.random.default_rng(7)
     w = _wcs()

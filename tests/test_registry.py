@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from astropy.table import QTable
+from astropy.table import QTable, Table
 
 import astro_clustermass as acm
 from astro_clustermass.registry import (DuplicateEstimatorError, PluginError, Registry,
@@ -181,7 +181,8 @@ class Photons(MassEstimator):
     def _estimate(self, catalog):
         n = len(catalog)
         ok = np.full(n, self.events is not None)
-        return (np.full(n, 13.0 + len(self.events or ())), np.full(n, 0.2), ok,
+        photons = 0 if self.events is None else len(self.events.ra)
+        return (np.full(n, 13.0 + photons), np.full(n, 0.2), ok,
                 np.where(ok, "", "no events given"))
 
 @hookimpl
@@ -190,7 +191,7 @@ def astro_clustermass_estimators():
 """
 
 
-def test_events_go_to_estimators_that_take_them(plugin_env, monkeypatch):
+def test_events_go_to_estimators_that_take_them(plugin_env, monkeypatch, tmp_path):
     plugin_env("acm-testplug-photons", {"acm_testplug_photons.py": PHOTONS},
                {"photons": "acm_testplug_photons"})
     plugin_env("acm-testplug-good", {"acm_testplug_good.py": GOOD.format(name="good")},
@@ -199,9 +200,13 @@ def test_events_go_to_estimators_that_take_them(plugin_env, monkeypatch):
     monkeypatch.setattr("astro_clustermass.api.default_registry", lambda: registry)
     assert registry.spec("photons").accepts("events")
     assert not registry.spec("good").accepts("events")
-    files = ["a.fits", "b.fits"]
-    # by name, and chosen automatically: the photon reader gets the files, the other
-    # estimator is built as usual (it would raise TypeError on an unknown keyword)
+    files = []
+    for k, (ra, pi) in enumerate([(10.0, 1000.0), (10.1, -5.0), (10.2, 1500.0)]):
+        files.append(str(tmp_path / f"ev{k}.fits"))
+        Table({"RA": [ra], "DEC": [0.0], "PI": [pi]}).write(files[-1], format="fits")
+    # by name, and chosen automatically: the photon reader gets the photons of the files
+    # as one EventList (quality cuts applied: PI <= 0 is dropped, so 2 photons), the
+    # other estimator is built as usual (it would raise TypeError on an unknown keyword)
     for chosen in (["photons", "good"], None):
         out = acm.add_mass_columns(TABLE, estimators=chosen, events=files)
         assert np.allclose(out["log10M500c_photons"].value, 15.0)

@@ -315,7 +315,7 @@ def test_stamps_chunks_resume_and_reproducibility(tmp_path):
 
 
 def test_cli_arguments(tmp_path):
-    from astro_clustermass.simulate import cli
+    from astro_clustermass.cli import simulate as cli
 
     p = argparse.ArgumentParser()
     cli.add_arguments(p)

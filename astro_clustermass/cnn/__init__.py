@@ -7,11 +7,15 @@ Importing this package does not import torch; the submodules do:
 - `~astro_clustermass.cnn.train`: training of members and ensembles, checkpoints;
 - `~astro_clustermass.cnn.ensemble`: combination by seed 000 Eqs. 2-3, fused inference;
 - `~astro_clustermass.cnn.estimator`: the ``cnn-ensemble`` `~astro_clustermass.MassEstimator`;
-- `~astro_clustermass.cnn.dataset` (no torch): training-set file format, selection,
-  split by cluster, normalisation, building data sets from simulator output;
+- `~astro_clustermass.cnn.dataset` (no torch): training-set file format, split by
+  cluster, normalisation;
+- `~astro_clustermass.cnn.training_set` (no torch): training sets from simulator output;
 - `~astro_clustermass.cnn.io`: safetensors weights + YAML manifest;
-- `~astro_clustermass.cnn.evaluate` (no torch): accuracy metrics;
-- `~astro_clustermass.cnn.cli`: the ``astro-clustermass train`` subcommand.
+- `~astro_clustermass.cnn.metrics` (no torch): the figures reported for an ensemble;
+- `~astro_clustermass.cnn.interpret`: member disagreement, gradient maps, core masking.
+
+Its commands (``astro-clustermass train``, ``evaluate-ensemble``) live in
+`astro_clustermass.cli`.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ root attributes
     ``EBIParameters.to_dict()``), ``selection`` (the cut applied when the file was
     built), ``source`` (what it was built from), ``created`` (UTC ISO date).
 
-Write with `write_dataset`, read with `read_dataset`; `build_dataset` makes one from a
-simulator output directory (`astro_clustermass.simulate`) with `astro_clustermass.ebi`.
+Write with `write_dataset`, read with `read_dataset`;
+`astro_clustermass.cnn.training_set.build_dataset` makes one from simulator output.
+Selections are `astro_clustermass.catalog.selection_mask` strings.
 """
 
 from __future__ import annotations
@@ -30,22 +31,24 @@ import datetime
 import hashlib
 import logging
 import os
-import re
-import tempfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..catalog import EFEDS_SELECTION
+from ..catalog import selection_mask as apply_selection
+from ..io.ebi_stack import write_image_file
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "DEFAULT_SELECTION", "TrainingData", "Normalisation",
-           "write_dataset", "read_dataset", "apply_selection", "split_by_cluster",
-           "uniform_mass_weights", "build_dataset", "file_sha256"]
+           "write_dataset", "read_dataset", "split_by_cluster", "prepare_splits",
+           "uniform_mass_weights", "file_sha256"]
 
 log = logging.getLogger("astro_clustermass")
 
 FORMAT = "astro_clustermass-cnn-dataset"
 FORMAT_VERSION = 1
 #: The eFEDS cluster selection of seed 000 sect. 2.2.
-DEFAULT_SELECTION = "EXT_LIKE > 6 & DET_LIKE > 5"
+DEFAULT_SELECTION = EFEDS_SELECTION
 
 _IMAGE_KEYS = ("ebi", "gsm_3dImgs")
 _MASS_NAMES = ("M500c", "m500c", "M500", "m500_true", "M500c_true")
@@ -204,40 +207,20 @@ def write_dataset(path, ebi, catalog, ebi_parameters=None, selection="", source=
     selection, source : str
     overwrite : bool
     """
-    import h5py
     import yaml
-    from astropy.table import Table
 
     ebi = np.asarray(ebi, dtype=np.float32)
     if ebi.ndim != 4 or len(ebi) != len(catalog):
         raise ValueError(f"ebi must be (N, ny, nx, nbands) with N = {len(catalog)} catalogue "
                          f"rows; got {ebi.shape}")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     if ebi_parameters is not None and hasattr(ebi_parameters, "to_dict"):
         ebi_parameters = ebi_parameters.to_dict()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=directory)
-    os.close(fd)
-    try:
-        Table(catalog).write(tmp, format="hdf5", path="catalog", serialize_meta=True,
-                              overwrite=True)
-        with h5py.File(tmp, "a") as f:
-            chunk = (min(64, max(1, len(ebi))), *ebi.shape[1:])
-            f.create_dataset("ebi", data=ebi, chunks=chunk, compression="gzip",
-                             compression_opts=1, shuffle=True)
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["ebi_parameters"] = yaml.safe_dump(_plain(ebi_parameters), sort_keys=True)
-            f.attrs["selection"] = selection
-            f.attrs["source"] = str(source)
-            f.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    attrs = {"format": FORMAT, "format_version": FORMAT_VERSION,
+             "ebi_parameters": yaml.safe_dump(_plain(ebi_parameters), sort_keys=True),
+             "selection": selection, "source": str(source),
+             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                 timespec="seconds")}
+    write_image_file(path, ebi, catalog, attrs, overwrite=overwrite)
 
 
 def _plain(obj):
@@ -304,42 +287,6 @@ def read_dataset(path, catalog=None, images_key=None, mmap=False):
     params = attrs.get("ebi_parameters")
     params = yaml.safe_load(params) if params else None
     return TrainingData(ebi, catalog, params, attrs, path)
-
-
-_COND = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<|==)\s*([-+0-9.eE]+)\s*$")
-
-
-def apply_selection(table, selection=DEFAULT_SELECTION):
-    """Boolean mask of rows passing ``selection``.
-
-    Parameters
-    ----------
-    table : `~astropy.table.Table`
-    selection : str
-        Conditions ``COLUMN OP NUMBER`` (OP one of > >= < <= ==) joined by ``&`` or ``,``;
-        column names are matched case-insensitively. Empty: every row.
-    """
-    mask = np.ones(len(table), dtype=bool)
-    if not selection or not selection.strip():
-        return mask
-    lower = {c.lower(): c for c in table.colnames}
-    for cond in re.split(r"[&,]| and ", selection):
-        if not cond.strip():
-            continue
-        m = _COND.match(cond)
-        if m is None:
-            raise ValueError(f"cannot parse selection condition {cond!r} (want e.g. 'EXT_LIKE > 6')")
-        name, op, value = m.group(1), m.group(2), float(m.group(3))
-        col = lower.get(name.lower())
-        if col is None:
-            raise KeyError(f"selection uses column {name!r}, which is not in the catalogue "
-                           f"(columns: {', '.join(table.colnames)})")
-        v = np.asarray(getattr(table[col], "value", table[col]), dtype=float)
-        with np.errstate(invalid="ignore"):
-            ok = {">": v > value, ">=": v >= value, "<": v < value, "<=": v <= value,
-                  "==": v == value}[op]
-        mask &= ok & np.isfinite(v)
-    return mask
 
 
 def split_by_cluster(keys, fractions=(0.70, 0.15, 0.15), seed=0):
@@ -424,34 +371,21 @@ def file_sha256(path, block=1 << 20):
     return h.hexdigest()
 
 
-def build_dataset(sim_dir, out_path, selection=DEFAULT_SELECTION, ebi_parameters=None,
-                  overwrite=False, progress=True):
-    """Build a training data set from a simulator output directory.
+def prepare_splits(data, selection, split_seed=0, fractions=(0.70, 0.15, 0.15)):
+    """Apply the selection and split by cluster.
 
-    Reads the stamp-mode realisation(s) in ``sim_dir`` with
-    `astro_clustermass.simulate.read_realisation`, keeps the detections matched to the
-    central halo of a stamp that pass ``selection`` (one per halo), takes the halo's true
-    ``M500c``, ``z``, ``LX`` and ``T`` from the truth tables, builds the EBIs from the
-    simulated event files with `astro_clustermass.ebi` centred on the detected position,
-    and writes `write_dataset`'s format to ``out_path`` (see
-    `astro_clustermass.cnn._simio.collect_simulation`).
-
-    Parameters
-    ----------
-    sim_dir : str or list of str
-        Simulator output directory (or several, e.g. one per realisation).
-    out_path : str
-    selection : str
-        See `apply_selection`.
-    ebi_parameters : EBIParameters, optional
-        Default: ``EBIParameters()`` (the seed's).
-    overwrite, progress : bool
+    Returns
+    -------
+    splits : dict name -> `TrainingData` (train, val, test)
+    info : dict (counts, selection, seed) for the manifest
     """
-    from ._simio import collect_simulation
-
-    ebi, catalog, params, source = collect_simulation(
-        sim_dir, selection=selection, ebi_parameters=ebi_parameters, progress=progress)
-    write_dataset(out_path, ebi, catalog, ebi_parameters=params, selection=selection,
-                  source=source, overwrite=overwrite)
-    log.info("wrote %d clusters to %s", len(catalog), out_path)
-    return out_path
+    mask = apply_selection(data.catalog, selection)
+    good = np.isfinite(data.log10_mass) & np.isfinite(data.z)
+    sel = data.subset(np.flatnonzero(mask & good))
+    tr, va, te = split_by_cluster(sel.group_keys(), fractions, seed=split_seed)
+    splits = {"train": sel.subset(tr), "val": sel.subset(va), "test": sel.subset(te)}
+    info = {"n_rows": int(len(data)), "selection": selection, "n_selected": int(len(sel)),
+            "split_seed": int(split_seed), "split_fractions": [float(f) for f in fractions],
+            "split_by": "cluster (realisation + cluster id)",
+            "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te))}
+    return splits, info

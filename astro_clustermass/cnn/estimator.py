@@ -122,24 +122,14 @@ def _read_image_file(path):
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"image file {path!r} does not exist")
-    try:  # the EBI module's own stack reader, if it knows the file
-        from .. import ebi as _ebi
+    from ..io.ebi_stack import read_ebi_stack
 
-        reader = getattr(_ebi, "read_ebi_stack", None)
-    except ImportError:
-        reader = None
-    if reader is not None:
-        try:
-            stack = reader(path)
-        except Exception:  # not that module's format: fall back to the generic reader
-            stack = None
-        if stack is not None:
-            images = getattr(stack, "images", None)
-            params = getattr(stack, "params", None) or getattr(stack, "parameters", None)
-            if images is None and isinstance(stack, tuple):
-                images, params = stack[0], stack[1] if len(stack) > 1 else None
-            if images is not None:
-                return np.asarray(images), _normalise_params(params)
+    try:
+        stack = read_ebi_stack(path)
+    except KeyError:  # no 'ebi' data set: the generic reader below looks for others
+        stack = None
+    if stack is not None:
+        return np.asarray(stack.images), _normalise_params(stack.params)
     with h5py.File(path, "r") as f:
         key = next((k for k in ("ebi", "images", "gsm_3dImgs") if k in f), None)
         if key is None:
@@ -318,11 +308,10 @@ class CNNEnsembleEstimator(MassEstimator):
 
     def _images_from_events(self, view):
         from .. import ebi as _ebi
+        from ..io.events import as_event_list
 
         params = _ebi.EBIParameters.from_dict(self.ebi_parameters)
-        events = self._events
-        if not isinstance(events, _ebi.EventList):
-            events = _ebi.EventList.read(events)
+        events = as_event_list(self._events)
         ra = view["RA"].value
         dec = view["DEC"].value
         ok = np.isfinite(ra) & np.isfinite(dec)

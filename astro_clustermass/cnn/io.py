@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
+
+from ..io.atomic import atomic_write
 
 __all__ = ["MANIFEST", "FORMAT", "default_weights_dir", "save_ensemble", "read_manifest",
            "file_key", "load_members", "save_state", "load_state", "ManifestError"]
@@ -37,27 +38,13 @@ def default_weights_dir():
                         "data", "cnn", "default")
 
 
-def _atomic_write_bytes(path, write):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_state(path, tensors, metadata=None):
     """Write a dict of tensors to a safetensors file atomically (contiguous copies)."""
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     meta = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()}
-    _atomic_write_bytes(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic_write(path, makedirs=True, writer=lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def load_state(path):
@@ -133,7 +120,7 @@ def save_ensemble(out_dir, models, manifest, overwrite=False):
     def write(tmp):
         with open(tmp, "w") as fh:
             fh.write(text)
-    _atomic_write_bytes(mpath, write)
+    atomic_write(mpath, write, makedirs=True)
     return mpath
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .dataset import Normalisation, uniform_mass_weights
+from ..io.atomic import atomic_write_text
 from .io import load_state, save_state
 from .losses import gaussian_nll
 from .model import build_model
@@ -181,11 +182,8 @@ def _save_checkpoint(ckpt_dir, model, best_state, opt, sched, info):
     tensors.update(opt_tensors)
     save_state(os.path.join(ckpt_dir, "checkpoint.safetensors"), tensors)
     meta = {**info, "param_groups": groups, "scheduler": sched.state_dict()}
-    path = os.path.join(ckpt_dir, "checkpoint.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(meta, fh, indent=1, default=float)
-    os.replace(tmp, path)
+    atomic_write_text(os.path.join(ckpt_dir, "checkpoint.json"),
+                      json.dumps(meta, indent=1, default=float))
 
 
 def train_member(train, val, config: TrainConfig, seed: int, normalisation: Normalisation,
@@ -317,28 +315,6 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
     return MemberResult(model, seed, history, best_epoch, best_val, len(history), elapsed)
 
 
-def prepare_splits(data, selection, split_seed=0, fractions=(0.70, 0.15, 0.15)):
-    """Apply the selection and split by cluster.
-
-    Returns
-    -------
-    splits : dict name -> `TrainingData` (train, val, test)
-    info : dict (counts, selection, seed) for the manifest
-    """
-    from .dataset import apply_selection, split_by_cluster
-
-    mask = apply_selection(data.catalog, selection)
-    good = np.isfinite(data.log10_mass) & np.isfinite(data.z)
-    sel = data.subset(np.flatnonzero(mask & good))
-    tr, va, te = split_by_cluster(sel.group_keys(), fractions, seed=split_seed)
-    splits = {"train": sel.subset(tr), "val": sel.subset(va), "test": sel.subset(te)}
-    info = {"n_rows": int(len(data)), "selection": selection, "n_selected": int(len(sel)),
-            "split_seed": int(split_seed), "split_fractions": [float(f) for f in fractions],
-            "split_by": "cluster (realisation + cluster id)",
-            "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te))}
-    return splits, info
-
-
 def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=0,
                    selection=None, split_seed=0, progress=True, overwrite=False,
                    dataset_path=None, extra_manifest=None, only_member=None):
@@ -369,9 +345,9 @@ def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=
     -------
     manifest : dict
     """
-    from .dataset import DEFAULT_SELECTION, Normalisation, file_sha256
+    from .dataset import DEFAULT_SELECTION, Normalisation, file_sha256, prepare_splits
     from .ensemble import Ensemble
-    from .evaluate import ensemble_metrics
+    from .metrics import ensemble_metrics
     from .io import save_ensemble
     from .. import __version__
 

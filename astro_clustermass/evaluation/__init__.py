@@ -1,4 +1,4 @@
-"""Compare mass estimators on the same clusters: metrics, plots, reports, interpretation.
+"""Compare mass estimators on the same clusters: metrics, plots, reports.
 
 - `~astro_clustermass.evaluation.metrics` (numpy/astropy only): `evaluate` returns a
   `~astropy.table.QTable` of scatter, robust scatter, bias, mean predicted sigma,
@@ -6,12 +6,10 @@
 - `~astro_clustermass.evaluation.plots` (matplotlib, Agg): the figures of the report;
 - `~astro_clustermass.evaluation.report`: `write_report`, a self-contained HTML report
   (or a multi-page PDF), written atomically;
-- `~astro_clustermass.evaluation.interpret` (imports torch inside its functions only):
-  ensemble-member disagreement, gradient maps of the CNN ensemble (seed 004's
-  DeepDream-style analysis) and the core-masking test;
-- `~astro_clustermass.evaluation.cli`: the ``astro-clustermass evaluate`` subcommand.
 
-Importing this package imports neither torch nor matplotlib.
+It never imports the CNN (what the CNN looks at is `astro_clustermass.cnn.interpret`);
+importing it imports neither torch nor matplotlib. The ``astro-clustermass evaluate``
+command is `astro_clustermass.cli.evaluate`.
 """
 
 from .metrics import (DEFAULT_MASS_BINS, DEFAULT_SELECTIONS, DEFAULT_Z_BINS, EvaluationData,

@@ -50,13 +50,14 @@ from astropy.table import QTable, Table
 from astropy.utils.masked import Masked
 from scipy.special import ndtr, ndtri
 
-from ..catalog import CANONICAL_COLUMNS, column_names, find_column
+from ..catalog import (CANONICAL_COLUMNS, EFEDS_HQ_SELECTION, EFEDS_SELECTION, column_names,
+                       find_column, parse_selection, selection_mask)  # noqa: F401 (re-exported)
 
 __all__ = [
     "DEFAULT_SELECTIONS", "DEFAULT_MASS_BINS", "DEFAULT_Z_BINS", "NMAD_FACTOR",
     "EvaluationData", "EstimatorColumns", "find_estimators", "collect", "evaluate",
     "evaluate_data",
-    "residual_metrics", "parse_selection", "selection_mask", "coverage_curve",
+    "residual_metrics", "coverage_curve",
 ]
 
 log = logging.getLogger("astro_clustermass")
@@ -65,8 +66,8 @@ log = logging.getLogger("astro_clustermass")
 #: ``all`` keeps every row.
 DEFAULT_SELECTIONS = {
     "all": "",
-    "EXT_LIKE>6 & DET_LIKE>5": "EXT_LIKE > 6 & DET_LIKE > 5",
-    "EXT_LIKE>60 & DET_LIKE>60": "EXT_LIKE > 60 & DET_LIKE > 60",
+    "EXT_LIKE>6 & DET_LIKE>5": EFEDS_SELECTION,
+    "EXT_LIKE>60 & DET_LIKE>60": EFEDS_HQ_SELECTION,
 }
 #: Bin edges in log10(M500c_true / Msun) (seed 000 Fig. 5 uses 0.5-dex bins).
 DEFAULT_MASS_BINS = (13.0, 13.5, 14.0, 14.5, 15.0, 15.5)
@@ -213,67 +214,6 @@ def _true_log10_mass(catalog, true_mass):
         out = np.log10(values)
     out[~(values > 0)] = np.nan
     return out, colname
-
-
-# -- selections -----------------------------------------------------------------------
-_COND = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<|==|!=)\s*([-+0-9.eE]+)\s*$")
-
-
-def parse_selection(text):
-    """Parse ``'COL OP NUMBER & COL OP NUMBER ...'`` into a list of (column, op, value).
-
-    OP is one of ``> >= < <= == !=``; conditions are joined with ``&``. An empty string
-    selects every row.
-    """
-    conds = []
-    for part in str(text).split("&"):
-        if not part.strip():
-            continue
-        m = _COND.match(part)
-        if m is None:
-            raise ValueError(f"cannot parse selection condition {part.strip()!r} "
-                             "(want e.g. 'EXT_LIKE > 6 & DET_LIKE > 5')")
-        conds.append((m.group(1), m.group(2), float(m.group(3))))
-    return conds
-
-
-def selection_mask(catalog, selection):
-    """Boolean mask of the rows of ``catalog`` that pass ``selection``.
-
-    Parameters
-    ----------
-    catalog : `~astropy.table.Table`
-    selection : str or array of bool
-        Condition string (`parse_selection`; column names are matched exactly, then as
-        canonical names with their eSASS aliases, then case-insensitively), or a mask.
-
-    Raises
-    ------
-    KeyError
-        A column the selection needs is not in the catalogue (the message names it).
-    """
-    n = len(catalog)
-    if not isinstance(selection, str):
-        mask = np.asarray(selection, dtype=bool)
-        if mask.shape != (n,):
-            raise ValueError(f"selection mask has shape {mask.shape}; expected ({n},)")
-        return mask.copy()
-    mask = np.ones(n, dtype=bool)
-    lower = {c.lower(): c for c in catalog.colnames}
-    for name, op, value in parse_selection(selection):
-        col = name if name in catalog.colnames else None
-        if col is None and name in CANONICAL_COLUMNS:
-            col = find_column(catalog, name)
-        if col is None:
-            col = lower.get(name.lower())
-        if col is None:
-            raise KeyError(f"selection needs column {name!r}, which is not in the catalogue")
-        v = _plain_values(catalog[col], None, col)
-        with np.errstate(invalid="ignore"):
-            ok = {">": v > value, ">=": v >= value, "<": v < value, "<=": v <= value,
-                  "==": v == value, "!=": v != value}[op]
-        mask &= ok & np.isfinite(v)
-    return mask
 
 
 # -- collected arrays -----------------------------------------------------------------

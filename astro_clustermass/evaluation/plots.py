@@ -304,7 +304,7 @@ def plot_band_images(cubes, titles=None, band_edges_keV=None, pixel_arcsec=24.0,
 
 def plot_gradient_maps(result, pixel_arcsec=24.0, band_edges_keV=None):
     """Gradient (saliency) maps averaged in mass bins (see
-    `astro_clustermass.evaluation.interpret.gradient_maps`).
+    `astro_clustermass.cnn.interpret.gradient_maps`).
 
     One row per mass bin: the band-summed mean gradient map; each band's share of the
     summed absolute gradient and of the summed absolute gradient x input; the radial profiles
@@ -386,7 +386,7 @@ def plot_gradient_maps(result, pixel_arcsec=24.0, band_edges_keV=None):
 
 def plot_deepdream_profiles(result):
     """Fractional change of the counts per annulus of R/R500c after each DeepDream-style
-    iteration (see `astro_clustermass.evaluation.interpret.deepdream`; seed 004 Fig. 6):
+    iteration (see `astro_clustermass.cnn.interpret.deepdream`; seed 004 Fig. 6):
     the median over clusters with the 16-84th percentile band."""
     frac = np.asarray(result["delta_over_n"], float)      # (n_iter, N, nr)
     edges = np.asarray(result["radial_edges"], float)

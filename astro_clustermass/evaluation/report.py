@@ -13,12 +13,11 @@ import datetime
 import html
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..io.atomic import atomic_write
 from .metrics import DEFAULT_MASS_BINS, DEFAULT_Z_BINS, collect, evaluate_data
 
 __all__ = ["Section", "write_report", "summary_rows", "format_summary", "format_binned",
@@ -176,23 +175,6 @@ th{background:#eee}figure{margin:1em 0}figcaption{font-size:13px;color:#333}
 img{max-width:100%}pre{background:#f6f6f6;padding:0.5em;font-size:11px;overflow-x:auto}"""
 
 
-def _atomic_write(path, write_fn):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _render_html(table, figures, sections, title, dpi):
     from .plots import figure_to_png
 
@@ -260,7 +242,7 @@ def _write_pdf(path, table, figures, sections, title):
                 fig.text(0.01, 0.002, caption, fontsize=7, va="bottom")
                 pdf.savefig(fig)
 
-    _atomic_write(path, write)
+    atomic_write(path, write, makedirs=True)
 
 
 def write_report(path, catalog, estimators=None, true_mass="M500c", selections=None,
@@ -301,7 +283,7 @@ def write_report(path, catalog, estimators=None, true_mass="M500c", selections=N
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(text)
 
-        _atomic_write(path, write)
+        atomic_write(path, write, makedirs=True)
     log.info("wrote evaluation report %s (%s)", path,
              datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     return table

@@ -16,6 +16,7 @@ SimConfig
     Every parameter, with its source documented.
 """
 
+from ..catalog import EFEDS_SELECTION
 from .config import DEFAULT_CONFIG, SimConfig
 from .field import simulate_field
 from .io import Realisation, read_realisation
@@ -24,7 +25,7 @@ __all__ = ["SimConfig", "DEFAULT_CONFIG", "simulate_field", "simulate_stamps",
            "simulate_realisation", "read_realisation", "Realisation", "SELECTION"]
 
 #: The eFEDS cluster selection used by seed 000.
-SELECTION = "EXT_LIKE > 6 & DET_LIKE > 5"
+SELECTION = EFEDS_SELECTION
 
 
 def simulate_stamps(*args, **kwargs):

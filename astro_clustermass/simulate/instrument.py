@@ -4,7 +4,7 @@
   vignetting and the PSF-loss correction of the extraction region; CORRCOMB is the
   exposure-weighted average of their product (it is larger than CORRVIGN x CORRPSF by
   ~11%, because off-axis scans have both lower vignetting and a broader PSF), so the
-  on-axis area is SPECRESP / CORRCOMB (the convention of `astro_clustermass.spectra` and
+  on-axis area is SPECRESP / CORRCOMB (the convention of `astro_clustermass.xray.spectra` and
   the ECF tables). The *survey* area a source sees, averaged over the scans that cross
   it, is on-axis x CORRVIGN(E) (energy dependent, 0.53 at 1 keV); the full PSF is then
   applied by the simulator's own PSF.
@@ -22,38 +22,30 @@
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
+
+from ..xray.response import ARF_PATH, DATA_DIR, read_arf
 
 __all__ = ["DATA_DIR", "arf", "sample_psf_offsets", "king_eef", "smear_energies",
            "ExposureMap"]
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "erosita")
-ARF_FILE = os.path.join(DATA_DIR, "efeds_point_source_ARF.fits")
+ARF_FILE = ARF_PATH
 
 
 @functools.lru_cache(maxsize=2)
 def arf(path=ARF_FILE):
     """Energy grid [keV], on-axis area and survey (vignetted) area [cm^2] of the ARF.
 
+    Read with `astro_clustermass.xray.response.read_arf`.
+
     Returns
     -------
     dict with ``e_lo``, ``e_hi``, ``e_mid``, ``onaxis``, ``survey``, ``vign``, ``exposure``
     """
-    from astropy.io import fits
-
-    with fits.open(path) as hdul:
-        d = hdul["SPECRESP"].data
-        hdr = hdul["SPECRESP"].header
-        e_lo = np.array(d["ENERG_LO"], float)
-        e_hi = np.array(d["ENERG_HI"], float)
-        spec = np.array(d["SPECRESP"], float)
-        vign = np.array(d["CORRVIGN"], float)
-        comb = np.array(d["CORRCOMB"], float)
-    onaxis = spec / comb
-    out = {"e_lo": e_lo, "e_hi": e_hi, "e_mid": 0.5 * (e_lo + e_hi), "onaxis": onaxis,
-           "survey": onaxis * vign, "vign": vign, "exposure": float(hdr.get("EXPOSURE", 0.0))}
+    a = read_arf(path)
+    out = {"e_lo": a.e_lo, "e_hi": a.e_hi, "e_mid": a.e_mid, "onaxis": a.onaxis,
+           "survey": a.onaxis * a.corrvign, "vign": a.corrvign, "exposure": a.exposure}
     for v in out.values():
         if isinstance(v, np.ndarray):
             v.setflags(write=False)

@@ -19,13 +19,14 @@ import datetime
 import glob
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.table import MaskedColumn, QTable, Table, vstack
+
+from ..io.atomic import atomic_write, atomic_write_text
 
 log = logging.getLogger("astro_clustermass")
 
@@ -45,26 +46,13 @@ DET_UNITS = {"RA": u.deg, "DEC": u.deg, "EXT": u.arcsec, "ML_CTS": u.ct, "ML_CTS
              "ML_BKG": u.arcmin ** -2, "RADEC_ERR": u.arcsec}
 
 
-def _atomic(path, writer):
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".fits", dir=d)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_table_atomic(table, path, extname):
     """Write ``table`` as a FITS binary table (extension ``extname``) atomically."""
     def w(tmp):
         hdu = fits.table_to_hdu(Table(table))
         hdu.name = extname
         fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, overwrite=True)
-    _atomic(path, w)
+    atomic_write(path, w)
 
 
 def write_events(path, ev, tangent, config, extra_header=None, stamps=None):
@@ -132,17 +120,13 @@ def write_events(path, ev, tangent, config, extra_header=None, stamps=None):
         sh = fits.table_to_hdu(Table(stamps))
         sh.name = "STAMPS"
         hdus.append(sh)
-    _atomic(path, lambda tmp: fits.HDUList(hdus).writeto(tmp, overwrite=True))
+    atomic_write(path, lambda tmp: fits.HDUList(hdus).writeto(tmp, overwrite=True))
 
 
 def write_manifest(path, data):
     import yaml
 
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".yaml", dir=d)
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def read_manifest(outdir):

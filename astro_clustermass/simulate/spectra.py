@@ -1,7 +1,7 @@
 """Photon spectra of clusters, AGN and background, folded through the survey response.
 
 Cluster emission (no APEC database here): the thermal bremsstrahlung continuum with the
-thermally averaged Born Gaunt factor of `astro_clustermass.spectra`, plus the Fe-L
+thermally averaged Born Gaunt factor of `astro_clustermass.xray.spectra`, plus the Fe-L
 complex as one Gaussian line at 1 keV (sigma 0.1 keV) carrying a fraction
 ``line_fraction(kT) = min(0.5, f1 (kT / 1 keV)^s)`` (defaults f1 = 0.30, s = -1.5) of the
 rest-frame 0.5-2 keV energy flux. This is an approximation of APEC at ~0.3 solar
@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from .. import spectra as _pkgspectra
+from ..xray import spectra as _pkgspectra
 from . import instrument
 
 __all__ = ["ClusterSpectra", "AGNSpectra", "background_spectrum", "line_fraction",

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _config(items):
     import dataclasses
 
-    from .config import SimConfig
+    from ..simulate.config import SimConfig
 
     fields = {f.name: f for f in dataclasses.fields(SimConfig)}
     kw = {}
@@ -63,7 +63,7 @@ def _config(items):
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from . import simulate_field, simulate_stamps
+    from ..simulate import simulate_field, simulate_stamps
 
     config = _config(args.set)
     progress = not args.no_progress

@@ -1,4 +1,4 @@
-"""Glue between the package simulator / EBI builder and the CNN training data sets.
+"""Simulator output -> CNN training data set (`build_dataset`).
 
 `simulate_realisations` runs the stamp-mode simulator (`astro_clustermass.simulate.
 simulate_stamps`) chunk by chunk, resumably and with an optional wall-clock limit;
@@ -20,19 +20,11 @@ import os
 
 import numpy as np
 
-__all__ = ["collect_simulation", "simulate_realisations", "training_config"]
+from ..catalog import EFEDS_SELECTION
+
+__all__ = ["build_dataset", "collect_simulation", "simulate_realisations", "training_config"]
 
 log = logging.getLogger("astro_clustermass")
-
-
-def _modules():
-    try:
-        from .. import ebi, simulate
-    except ImportError as exc:  # pragma: no cover - both ship with the package
-        raise ImportError(
-            "building a CNN data set from simulator output needs astro_clustermass.simulate "
-            f"and astro_clustermass.ebi, which are not available here ({exc})") from exc
-    return simulate, ebi
 
 
 def training_config(log10_mmin=None, **changes):
@@ -96,7 +88,7 @@ def simulate_realisations(outdir, n, seed=1000, workers=1, n_halos=20_000, confi
     list of str
         The realisation directories that hold at least one finished chunk.
     """
-    simulate, _ = _modules()
+    from .. import simulate
     config = config or training_config()
     if isinstance(until, str):
         hh, mm = (int(v) for v in until.split(":"))
@@ -158,7 +150,7 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
     sim_dirs : str or list of str
         Output directories of `astro_clustermass.simulate.simulate_stamps`.
     selection : str
-        See `astro_clustermass.cnn.dataset.apply_selection`.
+        See `astro_clustermass.catalog.selection_mask`.
     ebi_parameters : EBIParameters, optional
     progress : bool
         tqdm progress bar over chunks.
@@ -179,10 +171,12 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
     from astropy.table import Table
     from tqdm.auto import tqdm
 
-    from .dataset import apply_selection
+    from .. import simulate
+    from ..catalog import selection_mask
+    from ..ebi import EBIParameters, energy_band_images
+    from ..io.events import EventList
 
-    simulate, ebi_mod = _modules()
-    params = ebi_parameters or ebi_mod.EBIParameters()
+    params = ebi_parameters or EBIParameters()
     if isinstance(sim_dirs, (str, os.PathLike)):
         sim_dirs = [sim_dirs]
     sim_dirs = [str(d) for d in sim_dirs]
@@ -193,7 +187,7 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
         matched = np.asarray(det["MATCHED"], bool)
         central = np.asarray(np.ma.filled(np.ma.asarray(det["central"]), False), bool) \
             if "central" in det.colnames else np.ones(len(det), bool)
-        keep = matched & central & apply_selection(det, selection)
+        keep = matched & central & selection_mask(det, selection)
         for f in real.event_files:
             tag = os.path.basename(f)[len("events"):-len(".fits")]
             rows = np.flatnonzero(keep & (np.asarray(det["CHUNK_TAG"]) == tag))
@@ -235,9 +229,9 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
         if "STAMP" in det.colnames:
             cat["STAMP"] = np.asarray(det["STAMP"]).astype(np.int64)
         centers = SkyCoord(np.asarray(cat["RA"]) * u.deg, np.asarray(cat["DEC"]) * u.deg)
-        events = ebi_mod.EventList.read(f)
-        images.append(np.asarray(ebi_mod.energy_band_images(events, centers, params=params,
-                                                             progress=False), np.float32))
+        events = EventList.read(f)
+        images.append(np.asarray(energy_band_images(events, centers, params=params,
+                                                    progress=False), np.float32))
         cats.append(cat)
     if not cats:
         raise ValueError(f"no central-halo detection in {sim_dirs} passes {selection!r}")
@@ -257,3 +251,36 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
               f"log10_mmin {', '.join(str(m) for m in mmin)}; central halos matched and "
               f"passing the selection, one detection per halo ({len(catalog)} clusters)")
     return np.concatenate(images), catalog, params, source
+
+
+def build_dataset(sim_dir, out_path, selection=EFEDS_SELECTION, ebi_parameters=None,
+                  overwrite=False, progress=True):
+    """Build a training data set from a simulator output directory.
+
+    Reads the stamp-mode realisation(s) in ``sim_dir`` with
+    `astro_clustermass.simulate.read_realisation`, keeps the detections matched to the
+    central halo of a stamp that pass ``selection`` (one per halo), takes the halo's true
+    ``M500c``, ``z``, ``LX`` and ``T`` from the truth tables, builds the EBIs from the
+    simulated event files with `astro_clustermass.ebi` centred on the detected position,
+    and writes `~astro_clustermass.cnn.dataset.write_dataset`'s format to ``out_path``
+    (see `collect_simulation`).
+
+    Parameters
+    ----------
+    sim_dir : str or list of str
+        Simulator output directory (or several, e.g. one per realisation).
+    out_path : str
+    selection : str
+        See `astro_clustermass.catalog.selection_mask`.
+    ebi_parameters : EBIParameters, optional
+        Default: ``EBIParameters()`` (the seed's).
+    overwrite, progress : bool
+    """
+    from .dataset import write_dataset
+
+    ebi, catalog, params, source = collect_simulation(
+        sim_dir, selection=selection, ebi_parameters=ebi_parameters, progress=progress)
+    write_dataset(out_path, ebi, catalog, ebi_parameters=params, selection=selection,
+                  source=source, overwrite=overwrite)
+    log.info("wrote %d clusters to %s", len(catalog), out_path)
+    return out_path

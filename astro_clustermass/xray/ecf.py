@@ -9,7 +9,7 @@ The conversion factor tabulated here is
 
 the *unabsorbed* energy flux in the observed band that is rest-frame 0.5-2 keV, per
 count/s in the observed 0.2-2.3 keV band, for the thermal spectrum of
-`astro_clustermass.spectra` absorbed by a Galactic column N_H and folded through the
+`astro_clustermass.xray.spectra` absorbed by a Galactic column N_H and folded through the
 shipped eFEDS ARF (on-axis, full PSF: SPECRESP / CORRCOMB). Then
 ``L_X = 4 pi D_L(z)^2 ECF CR`` is the rest-frame 0.5-2 keV luminosity of the emission the
 count rate measured (within R500 if the count rate is).
@@ -33,7 +33,8 @@ __all__ = ["compute_ecf", "ecf", "load_ecf_table", "count_rate_to_flux",
            "count_rate_to_luminosity", "luminosity_to_count_rate", "ECF_TABLE",
            "DEFAULT_NH", "DEFAULT_KT", "ECF_UNIT"]
 
-ECF_TABLE = os.path.join(os.path.dirname(__file__), "data", "ecf", "ecf_efeds.ecsv")
+ECF_TABLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                         "ecf", "ecf_efeds.ecsv")
 #: Galactic column towards eFEDS, order of magnitude (HI4PI gives 1-5e20 cm^-2 there).
 DEFAULT_NH = 3e20
 #: Temperature used when none is given [keV].
@@ -66,9 +67,9 @@ def compute_ecf(z, kT, nh=DEFAULT_NH, band=(0.2, 2.3), rest_band=(0.5, 2.0),
     arf : str
         ARF file.
     arf_correction : {"onaxis", "as-is"}
-        See `astro_clustermass.spectra.read_arf`.
+        See `astro_clustermass.xray.spectra.read_arf`.
     line_fraction : float
-        Line approximation (see `astro_clustermass.spectra.thermal_photon_spectrum`).
+        Line approximation (see `astro_clustermass.xray.spectra.thermal_photon_spectrum`).
 
     Returns
     -------

@@ -5,15 +5,14 @@ Example::
     astro-clustermass run erass1.fits --events em01_*_EventList.fits -o masses.fits \\
         -e lx-chiu22 -e cr-erass1 -e cnn-ensemble --scheduler tcp://10.0.0.1:8786
 
-Defines ``add_arguments(parser)`` and ``run(args)`` for the CLI dispatcher; imports
-nothing heavy (no dask, no torch) until it runs.
+Imports nothing heavy (no dask, no torch) until it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
-import sys
+
+from ._common import add_column_map_argument, expand_paths, parse_column_map
 
 __all__ = ["add_arguments", "run"]
 
@@ -45,43 +44,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the tile results after a successful run")
     parser.add_argument("--timeout", type=float, default=None,
                         help="time limit per estimator and tile, seconds")
-    parser.add_argument("--column-map", action="append", metavar="CANONICAL=COLUMN",
-                        help="use COLUMN for a canonical column, e.g. z=Z_BEST (repeatable)")
+    add_column_map_argument(parser)
     parser.add_argument("--on-error", choices=("mask", "raise"), default="mask",
                         help="when an estimator fails: mask its rows (default) or stop")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _column_map(items):
-    mapping = {}
-    for item in items or ():
-        canonical, sep, column = item.partition("=")
-        if not sep or not canonical or not column:
-            raise ValueError(f"--column-map expects CANONICAL=COLUMN, got {item!r}")
-        mapping[canonical] = column
-    return mapping
-
-
-def _expand(patterns):
-    files = []
-    for pattern in patterns:
-        hits = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
-        if not hits:
-            raise FileNotFoundError(f"no event files match {pattern!r}")
-        files.extend(hits)
-    return files
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``astro-clustermass run``; returns the exit status."""
-    from .parallel import DEFAULT_TILE_SIZE, estimate_catalog
+    from ..parallel import DEFAULT_TILE_SIZE, estimate_catalog
 
     out = estimate_catalog(
-        args.catalog, estimators=args.estimators, events=_expand(args.events),
+        args.catalog, estimators=args.estimators, events=expand_paths(args.events),
         tile_size=args.tile_size or DEFAULT_TILE_SIZE, scheduler=args.scheduler,
         workers=args.workers, output=args.output, overwrite=args.overwrite,
-        resume=args.resume, workdir=args.workdir, column_map=_column_map(args.column_map),
+        resume=args.resume, workdir=args.workdir, column_map=parse_column_map(args.column_map),
         on_error=args.on_error, timeout=args.timeout,
         cleanup=False if args.keep_tiles else None, progress=not args.no_progress)
     info = out.meta["astro_clustermass_run"]
@@ -89,8 +67,3 @@ def run(args: argparse.Namespace) -> int:
           f"{info['tiles_reused']} reused, {info['wall_s']:.1f} s)")
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    parser = argparse.ArgumentParser(prog="astro-clustermass run")
-    add_arguments(parser)
-    sys.exit(run(parser.parse_args()))

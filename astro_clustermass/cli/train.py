@@ -23,7 +23,7 @@ log = logging.getLogger("astro_clustermass")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .dataset import DEFAULT_SELECTION
+    from ..catalog import EFEDS_SELECTION as DEFAULT_SELECTION
 
     parser.add_argument("dataset", help="training data set (HDF5, astro_clustermass.cnn.dataset "
                                         "format); built first if --from-sim is given")
@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .dataset import build_dataset, read_dataset
+    from ..cnn.dataset import read_dataset
+    from ..cnn.training_set import build_dataset
 
     if args.from_sim and not os.path.exists(args.dataset):
         build_dataset(args.from_sim, args.dataset, selection=args.selection,
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.output} already holds an ensemble; pass --overwrite")
     import torch
 
-    from .train import TrainConfig, train_ensemble
+    from ..cnn.train import TrainConfig, train_ensemble
 
     if args.threads:
         torch.set_num_threads(args.threads)

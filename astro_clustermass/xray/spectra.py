@@ -23,19 +23,16 @@ The simulator (``astro_clustermass.simulate``) can reuse `thermal_photon_spectru
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 from scipy.special import k0e
 
+from .response import ARF_PATH
+from .response import read_arf as _read_arf
+
 __all__ = ["gaunt_born", "thermal_photon_spectrum", "absorption", "mm83_cross_section",
            "read_arf", "fold", "ARF_PATH"]
 
-#: The eFEDS ARF shipped with the package (all seven cameras, SPECRESP includes the
-#: vignetting and PSF-loss corrections CORRVIGN, CORRPSF; CORRCOMB is their product as
-#: applied by eSASS srctool).
-ARF_PATH = os.path.join(os.path.dirname(__file__), "data", "erosita",
-                        "efeds_point_source_ARF.fits")
 
 # Morrison & McCammon (1983, ApJ 270, 119), Table 2: sigma(E) E^3 = (c0 + c1 E + c2 E^2)
 # x 1e-24 cm^2 keV^3 per hydrogen atom (solar abundances), E in keV.
@@ -108,7 +105,8 @@ def read_arf(path=ARF_PATH, correction="onaxis"):
     Parameters
     ----------
     path : str
-        OGIP ARF (SPECRESP extension).
+        OGIP ARF (SPECRESP extension), read with
+        `astro_clustermass.xray.response.read_arf`.
     correction : {"onaxis", "as-is"}
         ``"onaxis"`` divides SPECRESP by CORRCOMB (when present), giving the
         unvignetted full-PSF area that corresponds to count rates measured with
@@ -121,21 +119,12 @@ def read_arf(path=ARF_PATH, correction="onaxis"):
     e_lo, e_hi, area : arrays
         Bin edges [keV] and effective area [cm^2] (read-only).
     """
-    from astropy.io import fits
-
-    with fits.open(path) as hdul:
-        data = hdul["SPECRESP"].data
-        e_lo = np.array(data["ENERG_LO"], dtype=float)
-        e_hi = np.array(data["ENERG_HI"], dtype=float)
-        area = np.array(data["SPECRESP"], dtype=float)
-        if correction == "onaxis":
-            if "CORRCOMB" in data.names:
-                area = area / np.array(data["CORRCOMB"], dtype=float)
-        elif correction != "as-is":
-            raise ValueError(f"ARF correction must be 'onaxis' or 'as-is', not {correction!r}")
-    for arr in (e_lo, e_hi, area):
-        arr.setflags(write=False)
-    return e_lo, e_hi, area
+    if correction not in ("onaxis", "as-is"):
+        raise ValueError(f"ARF correction must be 'onaxis' or 'as-is', not {correction!r}")
+    arf = _read_arf(path)
+    area = arf.onaxis if correction == "onaxis" else arf.specresp
+    area.setflags(write=False)
+    return arf.e_lo, arf.e_hi, area
 
 
 def fold(photon_flux_density, e_lo, e_hi, area, band=(0.2, 2.3), n_sub=4):

@@ -51,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report (and table), print the summary."""
     from ..esass import read_catalog, write_table
-    from .metrics import DEFAULT_MASS_BINS, DEFAULT_Z_BINS
-    from .report import format_summary, write_report
+    from ..evaluation.metrics import DEFAULT_MASS_BINS, DEFAULT_Z_BINS
+    from ..evaluation.report import format_summary, write_report
 
     for out in (args.output, args.table):
         if out and os.path.exists(out) and not args.overwrite:

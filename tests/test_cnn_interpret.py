@@ -1,10 +1,10 @@
-"""Tests of astro_clustermass.evaluation.interpret (torch only where marked)."""
+"""Tests of astro_clustermass.cnn.interpret (torch only where marked)."""
 
 import numpy as np
 import pytest
 from astropy import units as u
 
-from astro_clustermass.evaluation.interpret import (background_level, core_masking_test,
+from astro_clustermass.cnn.interpret import (background_level, core_masking_test,
                                                     extreme_disagreement, mask_disc)
 
 
@@ -125,7 +125,7 @@ def tiny_ensemble():
 
 
 def test_member_disagreement(tiny_ensemble):
-    from astro_clustermass.evaluation.interpret import disagreement_figure, member_disagreement
+    from astro_clustermass.cnn.interpret import disagreement_figure, member_disagreement
 
     ebi, z, lt = _mock_clusters(n=12)
     t = member_disagreement(tiny_ensemble, ebi, z)
@@ -145,7 +145,7 @@ def test_member_disagreement(tiny_ensemble):
 def test_gradient_matches_finite_differences(tiny_ensemble):
     import torch
 
-    from astro_clustermass.evaluation.interpret import _ensemble_mean_dex, gradient_maps
+    from astro_clustermass.cnn.interpret import _ensemble_mean_dex, gradient_maps
 
     ebi, z, lt = _mock_clusters(n=6)
     # noise breaks the exact ties of the flat background, where max-pooling has kinks
@@ -178,7 +178,7 @@ def test_gradient_matches_finite_differences(tiny_ensemble):
 
 
 def test_gradient_maps_binning(tiny_ensemble):
-    from astro_clustermass.evaluation.interpret import gradient_maps
+    from astro_clustermass.cnn.interpret import gradient_maps
 
     ebi, z, lt = _mock_clusters(n=10)
     lt = np.array([13.2] * 4 + [14.2] * 6)
@@ -212,7 +212,7 @@ def test_per_cluster_radius_and_control_offsets():
 
 
 def test_radial_profile_skips_empty_annuli(tiny_ensemble):
-    from astro_clustermass.evaluation.interpret import gradient_maps
+    from astro_clustermass.cnn.interpret import gradient_maps
 
     ebi, z, lt = _mock_clusters(n=2)
     lt = np.array([14.2, 14.3])
@@ -227,7 +227,7 @@ def test_radial_profile_skips_empty_annuli(tiny_ensemble):
 
 
 def test_deepdream_raises_the_mass_and_stays_physical(tiny_ensemble):
-    from astro_clustermass.evaluation.interpret import deepdream
+    from astro_clustermass.cnn.interpret import deepdream
 
     ebi, z, lt = _mock_clusters(n=4)
     ebi = ebi + np.random.default_rng(3).uniform(0, 0.05, ebi.shape).astype(np.float32)

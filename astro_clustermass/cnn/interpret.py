@@ -42,8 +42,8 @@ DEFAULT_BACKGROUND_INNER = 0.8
 
 def load_ensemble(weights=None, device="cpu"):
     """Load a CNN ensemble directory (default: the shipped one) as an ``Ensemble``."""
-    from ..cnn.ensemble import Ensemble
-    from ..cnn.io import default_weights_dir
+    from .ensemble import Ensemble
+    from .io import default_weights_dir
 
     return Ensemble.load(weights or default_weights_dir(), device=device)
 
@@ -107,7 +107,7 @@ def disagreement_figure(ebi, disagreement, log10_true=None, z=None, k=1,
                         band_edges_keV=None, pixel_arcsec=24.0, clip=None):
     """Ten band images of the clusters with the largest and smallest Delta mu (seed 000
     Fig. 7). ``disagreement`` is the table of `member_disagreement`."""
-    from .plots import plot_band_images
+    from ..evaluation.plots import plot_band_images
 
     largest, smallest = extreme_disagreement(disagreement["member_range"], k)
     rows, titles = [], []
@@ -438,7 +438,7 @@ def core_masking_test(ensemble, ebi, z, log10_true, radius_pix=DEFAULT_CORE_RADI
     predictions : `~astropy.table.QTable`
         The three predictions (columns ``log10M500c_<variant>`` and ``_err``).
     """
-    from .metrics import DEFAULT_MASS_BINS, evaluate
+    from ..evaluation.metrics import DEFAULT_MASS_BINS, evaluate
 
     z = np.asarray(z, float)
     t = np.asarray(log10_true, float)

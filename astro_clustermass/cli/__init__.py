@@ -1,0 +1,78 @@
+"""The ``astro-clustermass`` command: every subcommand of the package lives here.
+
+One module per subcommand, imported only when used, each with
+``add_arguments(parser)`` and ``run(args) -> int``; none imports torch or dask at
+import time. `main` builds the parser, dispatches, and turns errors into one line on
+stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .._version import __version__
+
+__all__ = ["main"]
+
+log = logging.getLogger("astro_clustermass")
+
+#: name -> one-line help; the module is ``astro_clustermass.cli.<name with _ for ->``.
+SUBCOMMANDS = {
+    "estimate": "add mass columns to a catalogue file",
+    "plugins": "list estimators and plugins",
+    "demo": "run every installed estimator on a built-in mock eFEDS sky",
+    "ebi": "build energy-band images of catalogue clusters from event files (HDF5)",
+    "photometry": "measure aperture count rates and L_X from images or event files",
+    "run": "catalogue-scale estimation by sky tile on Dask (resumable)",
+    "simulate": "simulate a mock eFEDS-like sky: events, truth and detections",
+    "train": "train a CNN ensemble on a simulated data set",
+    "evaluate-ensemble": "a CNN ensemble on its test (or validation) split, beside the "
+                         "scaling relations",
+    "evaluate": "compare estimators against true masses: metrics table and report",
+}
+
+
+def _module(name):
+    return f"{__name__}.{name.replace('-', '_')}"
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="astro-clustermass",
+        description="Galaxy-cluster masses (M500c) with uncertainties from X-ray survey data.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            importlib.import_module(_module(name)).add_arguments(p)
+        except Exception as exc:  # a broken subcommand must not break the others
+            p.set_defaults(_broken=f"{type(exc).__name__}: {exc}")
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``astro-clustermass``; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "_broken", None):
+        print(f"astro-clustermass {args.command}: unavailable: {args._broken}", file=sys.stderr)
+        return 1
+    try:
+        return importlib.import_module(_module(args.command)).run(args)
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        print(f"astro-clustermass {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
