@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .atomic import atomic_write_text
-from .events import EVENT_CHUNK_ROWS, _FileSource, in_box
+from .event_sources import EVENT_CHUNK_ROWS, _FileSource, in_box
 
 __all__ = ["EventFileIndex"]
 
