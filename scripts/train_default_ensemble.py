@@ -88,7 +88,6 @@ def step_interim(args):
     os.makedirs(cdir, exist_ok=True)
     model = interim_sim._Model()
     n_chunks = -(-args.interim_halos // args.chunk_halos)
-    infos = []
     for c in range(n_chunks):
         cpath = os.path.join(cdir, f"chunk_{c:03d}.h5")
         if not os.path.exists(cpath):
@@ -129,6 +128,7 @@ def step_train(args, dataset):
     from astro_clustermass.cnn.dataset import read_dataset  # before torch (OMP_WAIT_POLICY)
     from astro_clustermass.cnn.train import TrainConfig, train_ensemble
 
+    # isort: split
     import torch
 
     out = os.path.join(args.work, "ensemble")

@@ -2,14 +2,12 @@ import importlib
 import subprocess
 import sys
 
-import pytest
-
 import numpy as np
+import pytest
 from astropy import units as u
 from astropy.table import QTable
 
-from astro_clustermass import __version__
-from astro_clustermass import cli
+from astro_clustermass import __version__, cli
 from astro_clustermass.cli import main
 
 

@@ -17,9 +17,16 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from astro_clustermass import ebi
-from astro_clustermass.ebi import (EBIParameters, EnergyBandImage, EventList,
-                                   convert_teaching_pickle, energy_band_image,
-                                   energy_band_images, read_ebi_stack, read_teaching_pickle)
+from astro_clustermass.ebi import (
+    EBIParameters,
+    EnergyBandImage,
+    EventList,
+    convert_teaching_pickle,
+    energy_band_image,
+    energy_band_images,
+    read_ebi_stack,
+    read_teaching_pickle,
+)
 
 P = EBIParameters()
 NOSMOOTH = EBIParameters(kernel_size=(1, 1, 1), clip=None)

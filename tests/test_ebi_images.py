@@ -13,10 +13,18 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from astro_clustermass import ebi
-from astro_clustermass.ebi import (EBIParameters, EnergyBandImage, EventList,
-                                   convert_teaching_pickle, energy_band_image,
-                                   energy_band_images, read_ebi_stack, read_teaching_pickle,
-                                   smooth_and_clip, write_ebi_stack)
+from astro_clustermass.ebi import (
+    EBIParameters,
+    EnergyBandImage,
+    EventList,
+    convert_teaching_pickle,
+    energy_band_image,
+    energy_band_images,
+    read_ebi_stack,
+    read_teaching_pickle,
+    smooth_and_clip,
+    write_ebi_stack,
+)
 
 P = EBIParameters()
 NOSMOOTH = EBIParameters(kernel_size=(1, 1, 1), clip=None)

@@ -18,7 +18,7 @@ import astro_clustermass as acm
 from astro_clustermass import parallel
 from astro_clustermass.catalog import MissingColumnError
 from astro_clustermass.core import EstimatorSpec, MassEstimator
-from astro_clustermass.parallel import (TileGrid, _in_box, estimate_catalog, select_events)
+from astro_clustermass.parallel import TileGrid, _in_box, estimate_catalog, select_events
 
 BENCH = Path(__file__).parents[1] / "benchmarks"
 
