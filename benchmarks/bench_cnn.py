@@ -114,7 +114,9 @@ def _seconds_per_epoch(train, val, epochs):
 
 def _child_quick(args):
     """One cell of --wait-policy-check (run in a fresh process); prints JSON."""
-    import astro_clustermass.cnn  # noqa: F401
+    import astro_clustermass.cnn  # noqa: F401  (before torch: sets OMP_WAIT_POLICY)
+
+    # isort: split
     import torch
 
     torch.set_num_threads(args.threads)
@@ -171,7 +173,8 @@ def main(argv=None):
                                                    "and the training timing")
     p.add_argument("--n-infer", type=int, default=4096)
     p.add_argument("--train-epochs", type=int, default=2)
-    p.add_argument("--n-train", type=int, default=2000, help="synthetic training size if no --dataset")
+    p.add_argument("--n-train", type=int, default=2000,
+                   help="synthetic training size if no --dataset")
     p.add_argument("--skip-training", action="store_true")
     p.add_argument("--wait-policy-check", action="store_true",
                    help="also time ACTIVE vs PASSIVE OpenMP waiting, with and without a "
@@ -184,6 +187,8 @@ def main(argv=None):
         return _child_quick(args)
 
     import astro_clustermass.cnn  # noqa: F401  (before torch: sets OMP_WAIT_POLICY)
+
+    # isort: split
     import torch
 
     torch.set_num_threads(args.threads)

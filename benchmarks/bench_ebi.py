@@ -159,9 +159,8 @@ def bench_memory(n_rows, chunk_rows, workdir):
     size = os.path.getsize(path) / 2**20
     rows = []
     for memmap in (False, True):
-        code = ("import sys; sys.path.insert(0, %r); from benchmarks.bench_ebi import "
-                "_memory_child; _memory_child(%r, %d, %r)"
-                % (os.getcwd(), path, chunk_rows, memmap))
+        code = (f"import sys; sys.path.insert(0, {os.getcwd()!r}); from benchmarks.bench_ebi "
+                f"import _memory_child; _memory_child({path!r}, {chunk_rows:d}, {memmap!r})")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True).stdout
         line = next(x for x in out.splitlines() if x.startswith("RESULT"))

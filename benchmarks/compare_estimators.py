@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import sys
 import time
 
@@ -112,11 +111,15 @@ def main(argv=None):
     from astropy.table import Table
 
     from astro_clustermass.api import add_mass_columns
+    from astro_clustermass.cnn import interpret
     from astro_clustermass.cnn.dataset import DEFAULT_SELECTION, read_dataset
     from astro_clustermass.cnn.io import default_weights_dir, read_manifest
-    from astro_clustermass.cnn import interpret
-    from astro_clustermass.evaluation.report import (Section, format_binned, format_summary,
-                                                     write_report)
+    from astro_clustermass.evaluation.report import (
+        Section,
+        format_binned,
+        format_summary,
+        write_report,
+    )
 
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)
@@ -302,8 +305,11 @@ def main(argv=None):
                  + "\n")
     if args.static:
         from astro_clustermass.evaluation.metrics import collect
-        from astro_clustermass.evaluation.plots import (plot_binned_metrics, plot_calibration,
-                                                        plot_pred_vs_true)
+        from astro_clustermass.evaluation.plots import (
+            plot_binned_metrics,
+            plot_calibration,
+            plot_pred_vs_true,
+        )
 
         os.makedirs(args.static, exist_ok=True)
         data_ = collect(out)

@@ -72,14 +72,12 @@ def _fit_residual_scatter(y, x1, x2):
 def measure(field_dirs, stamps_dir=None):
     from astropy.table import vstack
 
-    from astro_clustermass.xray import ecf
-    from astro_clustermass.simulate import read_realisation
-    from astro_clustermass.simulate import survey
+    from astro_clustermass.simulate import read_realisation, survey
     from astro_clustermass.simulate.config import SimConfig
     from astro_clustermass.simulate.spectra import background_spectrum
+    from astro_clustermass.xray import ecf
 
     dets, truths, area, seeds = [], [], 0.0, []
-    n_bkg_photons, exposure_area = 0, 0.0
     boxes = {}
     for d in field_dirs:
         r = read_realisation(d)
@@ -338,8 +336,13 @@ def background_decomposition(workdir, area=9.0, seed=11):
     """
     import dataclasses
 
-    from astro_clustermass.simulate import (SimConfig, detect, read_realisation, simulate_field,
-                                            survey)
+    from astro_clustermass.simulate import (
+        SimConfig,
+        detect,
+        read_realisation,
+        simulate_field,
+        survey,
+    )
 
     cfg = dataclasses.replace(SimConfig(), exposure_rms=0.0, exposure_stripe=0.0,
                               exposure_edge_deg=0.0)

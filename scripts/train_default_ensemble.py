@@ -87,10 +87,10 @@ def step_dataset(args, sim_dirs):
 
 
 def step_train(args, dataset):
+    import torch
+
     from astro_clustermass.cnn.dataset import read_dataset  # before torch (OMP_WAIT_POLICY)
     from astro_clustermass.cnn.train import TrainConfig, train_ensemble
-
-    import torch
 
     out = os.path.join(args.work, "ensemble")
     if os.path.exists(os.path.join(out, "manifest.yaml")):

@@ -2,14 +2,12 @@ import importlib
 import subprocess
 import sys
 
-import pytest
-
 import numpy as np
+import pytest
 from astropy import units as u
 from astropy.table import QTable
 
-from astro_clustermass import __version__
-from astro_clustermass import cli
+from astro_clustermass import __version__, cli
 from astro_clustermass.cli import main
 
 
@@ -90,8 +88,8 @@ def test_estimate_with_an_ebi_stack(tmp_path, capsys):
     from astropy.table import QTable
 
     from astro_clustermass.ebi import EBIParameters
-    from astro_clustermass.io.ebi_stack import write_ebi_stack
     from astro_clustermass.esass import read_catalog
+    from astro_clustermass.io.ebi_stack import write_ebi_stack
 
     rng = np.random.default_rng(1)
     cat = QTable({"RA": [150.0, 150.5, 151.0] * u.deg, "DEC": [2.0, 2.2, 2.4] * u.deg,

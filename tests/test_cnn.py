@@ -14,17 +14,30 @@ pytest.importorskip("safetensors")
 from astro_clustermass.catalog import selection_mask  # noqa: E402
 from astro_clustermass.cnn import builtin_estimator_specs  # noqa: E402
 from astro_clustermass.cnn.dataset import (  # noqa: E402
-    Normalisation, TrainingData, read_dataset, split_by_cluster,
-    uniform_mass_weights, write_dataset)
+    Normalisation,
+    TrainingData,
+    read_dataset,
+    split_by_cluster,
+    uniform_mass_weights,
+    write_dataset,
+)
 from astro_clustermass.cnn.ensemble import Ensemble, combine  # noqa: E402
 from astro_clustermass.cnn.estimator import (  # noqa: E402
-    CNNEnsembleEstimator, EBIParameterMismatch, compare_ebi_parameters)
-from astro_clustermass.cnn.io import (  # noqa: E402
-    ManifestError, load_members, read_manifest, save_ensemble)
+    CNNEnsembleEstimator,
+    EBIParameterMismatch,
+    compare_ebi_parameters,
+)
+from astro_clustermass.cnn.io import ManifestError, load_members, read_manifest, save_ensemble  # noqa: E402
 from astro_clustermass.cnn.losses import gaussian_nll  # noqa: E402
 from astro_clustermass.cnn.model import build_model, count_parameters  # noqa: E402
 from astro_clustermass.cnn.train import (  # noqa: E402
-    TrainConfig, augment, evaluate_loss, train_ensemble, train_member, _Arrays)
+    TrainConfig,
+    _Arrays,
+    augment,
+    evaluate_loss,
+    train_ensemble,
+    train_member,
+)
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -194,7 +207,8 @@ def test_dataset_round_trip_and_selection(tmp_path):
     with pytest.raises(FileExistsError):
         write_dataset(path, data.ebi, data.catalog)
     mask = selection_mask(data.catalog, "EXT_LIKE > 6 & DET_LIKE > 5")
-    expected = (np.asarray(data.catalog["EXT_LIKE"]) > 6) & (np.asarray(data.catalog["DET_LIKE"]) > 5)
+    expected = ((np.asarray(data.catalog["EXT_LIKE"]) > 6)
+                & (np.asarray(data.catalog["DET_LIKE"]) > 5))
     np.testing.assert_array_equal(mask, expected)
     with pytest.raises(KeyError, match="NOPE"):
         selection_mask(data.catalog, "NOPE > 3")
@@ -396,7 +410,8 @@ def test_estimator_image_column_and_file(tiny_ensemble, tmp_path):
 def test_estimator_refuses_other_ebi_parameters(tiny_ensemble, tmp_path):
     ens_dir, _, data = tiny_ensemble
     params = dict(data.ebi_parameters)
-    key = next(k for k, v in params.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    key = next(k for k, v in params.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool))
     params[key] = params[key] * 2 + 1
     path = tmp_path / "other.h5"
     write_dataset(path, data.ebi[:3], data.catalog[:3], ebi_parameters=params)
@@ -425,13 +440,17 @@ def test_builtin_spec_and_no_torch_on_import():
 def test_dataset_from_simulator_output(tmp_path):
     """`build_dataset` on a tiny stamp-mode run: the selected detections of the central
     halos, their true masses and redshifts, and EBIs at the detected positions."""
-    from astro_clustermass.cnn.training_set import (build_dataset, simulate_realisations,
-                                                    training_config)
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    from astro_clustermass.cnn.training_set import (
+        build_dataset,
+        simulate_realisations,
+        training_config,
+    )
     from astro_clustermass.ebi import EBIParameters, energy_band_images
     from astro_clustermass.io.events import EventList
     from astro_clustermass.simulate import read_realisation
-    from astropy.coordinates import SkyCoord
-    import astropy.units as u
 
     dirs = simulate_realisations(str(tmp_path / "sim"), 1, seed=5, n_halos=30,
                                  config=training_config(log10_mmin=13.3), progress=False)
@@ -472,8 +491,9 @@ def _wait_policy_after(code, policy=None):
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if policy is not None:
         env["OMP_WAIT_POLICY"] = policy
-    out = subprocess.run([sys.executable, "-c", code + "; print(os.environ.get('OMP_WAIT_POLICY'))"],
-                         env=env, capture_output=True, text=True, check=True)
+    code += "; print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
     return out.stdout.split()[-1]
 
 

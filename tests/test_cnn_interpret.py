@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 from astropy import units as u
 
-from astro_clustermass.cnn.interpret import (background_level, core_masking_test,
-                                                    extreme_disagreement, mask_disc)
+from astro_clustermass.cnn.interpret import (
+    background_level,
+    core_masking_test,
+    extreme_disagreement,
+    mask_disc,
+)
 
 
 def _row(table, estimator, selection="all"):

@@ -17,10 +17,17 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from astro_clustermass import ebi
-from astro_clustermass.ebi import (EBIParameters, EnergyBandImage, energy_band_image,
-                                   energy_band_images)
-from astro_clustermass.io.ebi_stack import (convert_teaching_pickle, read_ebi_stack,
-                                            read_teaching_pickle)
+from astro_clustermass.ebi import (
+    EBIParameters,
+    EnergyBandImage,
+    energy_band_image,
+    energy_band_images,
+)
+from astro_clustermass.io.ebi_stack import (
+    convert_teaching_pickle,
+    read_ebi_stack,
+    read_teaching_pickle,
+)
 from astro_clustermass.io.events import EventList
 
 P = EBIParameters()

@@ -13,10 +13,19 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from astro_clustermass import ebi
-from astro_clustermass.ebi import (EBIParameters, EnergyBandImage, energy_band_image,
-                                   energy_band_images, smooth_and_clip)
-from astro_clustermass.io.ebi_stack import (convert_teaching_pickle, read_ebi_stack,
-                                            read_teaching_pickle, write_ebi_stack)
+from astro_clustermass.ebi import (
+    EBIParameters,
+    EnergyBandImage,
+    energy_band_image,
+    energy_band_images,
+    smooth_and_clip,
+)
+from astro_clustermass.io.ebi_stack import (
+    convert_teaching_pickle,
+    read_ebi_stack,
+    read_teaching_pickle,
+    write_ebi_stack,
+)
 from astro_clustermass.io.events import EventList
 
 P = EBIParameters()

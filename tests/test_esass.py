@@ -51,7 +51,8 @@ def test_unknown_band_is_an_error(data_dir):
         read_catalog(data_dir / CATPREP, rate_band=9)
 
 
-@pytest.mark.parametrize("content", [b"", b"SIMPLE  =                    T", b"not a fits file" * 10])
+@pytest.mark.parametrize("content",
+                         [b"", b"SIMPLE  =                    T", b"not a fits file" * 10])
 def test_corrupt_files_give_clear_errors(tmp_path, content):
     path = tmp_path / "bad.fits"
     path.write_bytes(content)

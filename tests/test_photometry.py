@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.cosmology import FlatLambdaCDM
 from astropy.io import fits
 from astropy.table import QTable, Table
@@ -12,10 +11,14 @@ from regions import CirclePixelRegion, CircleSkyRegion, PixCoord
 from scipy.integrate import quad
 from scipy.special import k0
 
+from astro_clustermass.photometry import (
+    PhotometryError,
+    aperture_count_rate,
+    counts_image_from_events,
+    mask_from_regions,
+    measure_catalog,
+)
 from astro_clustermass.xray import ecf, spectra
-from astro_clustermass.photometry import (PhotometryError, aperture_count_rate,
-                                          counts_image_from_events, mask_from_regions,
-                                          measure_catalog)
 
 NY = NX = 120
 PIX = 4.0  # arcsec

@@ -7,8 +7,13 @@ import pytest
 from astropy.table import QTable, Table
 
 import astro_clustermass as acm
-from astro_clustermass.registry import (DuplicateEstimatorError, PluginError, Registry,
-                                        UnknownEstimatorError, default_registry)
+from astro_clustermass.registry import (
+    DuplicateEstimatorError,
+    PluginError,
+    Registry,
+    UnknownEstimatorError,
+    default_registry,
+)
 
 GOOD = """
 import numpy as np

@@ -11,8 +11,12 @@ from astropy.table import QTable, Table
 from scipy.integrate import quad
 
 from astro_clustermass.relations import builtin_estimator_specs
-from astro_clustermass.relations.base import (RELATION_DIR, RelationError, ScalingRelation,
-                                              load_relation)
+from astro_clustermass.relations.base import (
+    RELATION_DIR,
+    RelationError,
+    ScalingRelation,
+    load_relation,
+)
 from astro_clustermass.relations.estimators import ScalingRelationEstimator
 from astro_clustermass.relations.lx import luminosity_to_relation_cosmology
 

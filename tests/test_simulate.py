@@ -10,9 +10,18 @@ from astropy import units as u
 from astropy.io import fits
 from scipy.special import gammaincc
 
-from astro_clustermass.simulate import (SimConfig, read_realisation, simulate_field,
-                                        simulate_stamps)
-from astro_clustermass.simulate import agn, detect, emission, halos, instrument, spectra, survey
+from astro_clustermass.simulate import (
+    SimConfig,
+    agn,
+    detect,
+    emission,
+    halos,
+    instrument,
+    simulate_field,
+    simulate_stamps,
+    spectra,
+    survey,
+)
 
 CFG = SimConfig()
 
@@ -134,8 +143,8 @@ def test_moretti_counts():
 # -- detection ---------------------------------------------------------------------------
 def test_det_like_convention():
     dc = np.array([10.0, 40.0, 2000.0])
-    np.testing.assert_allclose(detect.det_like_from_dc(dc[:2], 3), -np.log(gammaincc(1.5, dc[:2] / 2)),
-                               rtol=1e-8)
+    np.testing.assert_allclose(detect.det_like_from_dc(dc[:2], 3),
+                               -np.log(gammaincc(1.5, dc[:2] / 2)), rtol=1e-8)
     big = detect.det_like_from_dc(dc[2:], 3)[0]
     assert np.isfinite(big) and 990 < big < 1000
     assert detect.det_like_from_dc(np.array([-1.0]), 3)[0] == 0

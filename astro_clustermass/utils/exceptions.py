@@ -1,0 +1,81 @@
+"""Warning classes of astro_clustermass, in the manner of `astropy.utils.exceptions`.
+
+Every warning the package emits is an instance of `AstroClusterMassWarning`, a subclass
+of `~astropy.utils.exceptions.AstropyWarning`. So a user can silence, filter or raise
+them as a group, or one kind at a time, with the standard `warnings` machinery::
+
+    import warnings
+    from astro_clustermass.utils.exceptions import AstroClusterMassWarning, OutOfRangeWarning
+
+    warnings.simplefilter("ignore", OutOfRangeWarning)       # one kind
+    warnings.simplefilter("error", AstroClusterMassWarning)  # all of them become errors
+
+and, as for any astropy warning, astropy's logger shows them (``WARNING: ... [module]``)
+when its warnings logging is on.
+
+Which class to use:
+
+- `InputDataWarning`: something in the user's input (a catalogue, event file or image)
+  was assumed, repaired or skipped, e.g. a column without a unit taken in the canonical
+  unit, or rows masked because a value is unusable.
+- `OutOfRangeWarning`: an input lies outside the range where an estimator is calibrated
+  (a redshift or luminosity beyond a relation's or the network's training range), and the
+  estimate is an extrapolation.
+- `PluginWarning`: an estimator plugin could not be loaded, misbehaved, or was disabled.
+- `AstroClusterMassDeprecationWarning`: a feature that will be removed.
+- `AstroClusterMassUserWarning`: anything else the user should hear about.
+"""
+
+from astropy.utils.exceptions import AstropyDeprecationWarning, AstropyWarning
+
+__all__ = [
+    "AstroClusterMassWarning",
+    "AstroClusterMassUserWarning",
+    "AstroClusterMassDeprecationWarning",
+    "InputDataWarning",
+    "OutOfRangeWarning",
+    "PluginWarning",
+]
+
+
+class AstroClusterMassWarning(AstropyWarning):
+    """The base class of every warning astro_clustermass emits.
+
+    A subclass of `~astropy.utils.exceptions.AstropyWarning`, so astropy's logger handles
+    it like astropy's own warnings.
+    """
+
+
+class AstroClusterMassUserWarning(UserWarning, AstroClusterMassWarning):
+    """A warning for the user of astro_clustermass (shown by Python's default filters).
+
+    Use it when none of the more specific classes fits.
+    """
+
+
+class AstroClusterMassDeprecationWarning(AstroClusterMassWarning, AstropyDeprecationWarning):
+    """A feature of astro_clustermass is deprecated and will be removed.
+
+    Also an `~astropy.utils.exceptions.AstropyDeprecationWarning` (which, like it, is not a
+    `DeprecationWarning`, so Python shows it by default).
+    """
+
+
+class InputDataWarning(AstroClusterMassUserWarning):
+    """Something in the input data was assumed, repaired or skipped.
+
+    For example a catalogue column without a unit read in the canonical unit, a damaged
+    header keyword, or rows masked because a value cannot be used.
+    """
+
+
+class OutOfRangeWarning(AstroClusterMassUserWarning):
+    """An input lies outside the range where an estimator is calibrated.
+
+    The estimate is an extrapolation, e.g. a redshift or luminosity beyond the range of a
+    scaling relation's calibration sample or of the CNN ensemble's training set.
+    """
+
+
+class PluginWarning(AstroClusterMassUserWarning):
+    """An estimator plugin could not be loaded, misbehaved, or was disabled."""
