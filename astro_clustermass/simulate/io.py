@@ -197,15 +197,6 @@ class Realisation:
             return Table(names=("RA", "DEC", "PI"), dtype=("f8", "f8", "f4"))
         return vstack(tabs, metadata_conflicts="silent") if len(tabs) > 1 else tabs[0]
 
-    def iter_chunks(self):
-        """Yield (events Table, detections QTable) per event file (stamps chunks)."""
-        for f in self.event_files:
-            ev = Table.read(f, hdu="EVENTS")
-            tag = os.path.basename(f)[len("events"):-len(".fits")]
-            sel = self.detections["CHUNK_TAG"] == tag if "CHUNK_TAG" in self.detections.colnames \
-                else np.ones(len(self.detections), bool)
-            yield ev, self.detections[sel]
-
     def __getitem__(self, key):   # dict-style access for older callers
         return getattr(self, key)
 
