@@ -99,8 +99,7 @@ def plot(realisations, result, static, tag):
         ax.scatter(sx[nonc], sy[nonc], s=10, c="C0", marker="x", alpha=0.6,
                    label="simulated non-cluster")
         ax.set_xscale("log")
-        if yc == "EXT_LIKE":
-            ax.set_yscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel(xc)
         ax.set_ylabel(yc)
     axes[0].legend(fontsize=8)
@@ -127,8 +126,10 @@ def main(argv=None):
     for name, e in res["observables"].items():
         per = "  ".join(f"{k}: {v[0]:.3f} / {v[1]:.3g}" for k, v in e["per_realisation"].items())
         print(f"  {name:9s} {per}")
-    print("  density   " + "  ".join(f"{k}: {v:.2f}" for k, v in res["density"]["per_realisation"].items()))
-    print("  non-cl.   " + "  ".join(f"{k}: {v:.3f}" for k, v in res["non_cluster_fraction"]["per_realisation"].items()))
+    dens = res["density"]["per_realisation"].items()
+    print("  density   " + "  ".join(f"{k}: {v:.2f}" for k, v in dens))
+    nonc = res["non_cluster_fraction"]["per_realisation"].items()
+    print("  non-cl.   " + "  ".join(f"{k}: {v:.3f}" for k, v in nonc))
     req = realism.check_requirements(res)
     print("\nissue 21 requirements:")
     for k, (v, ok) in req.items():

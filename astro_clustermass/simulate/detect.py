@@ -18,23 +18,28 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    probability of at least that many from the background; maxima with
    -ln P >= ``det_cand_like`` are candidates, merged across scales. Positions are
    refined by mean-shift on the photons.
-3. **Fit** (`astro_clustermass.simulate.mlfit`). Around each candidate, photons within ``det_fit_radius`` (300") are binned
-   in annuli. The background density is fixed from the background map (as eSASS
-   ermldet does), and the other candidates' current models (King profiles, their
+3. **Fit** (`astro_clustermass.simulate.mlfit`). Around each candidate, photons within
+   ``det_fit_radius`` (300") are binned in annuli. The background density is fixed from
+   the background map (as eSASS ermldet does), and the other candidates' current models (King profiles, their
    share of each annulus from a tabulated offset integral) are added to it: an
    isolated fit first, then two passes in which every candidate is refitted with the
    others' models of the previous pass (weaker extended neighbours left out, being
-   mostly fragments of the source), and a third pass only for the extended candidates
+   mostly fragments of the source, and so are models whose likelihood gain is below
+   ``det_model_min_dlnl`` = 5, the catalogue's own minimum: noise peaks in a cluster's
+   outskirts otherwise eat its wings), and a third pass only for the extended candidates
    with a stronger point-like one within ``det_ext_refit_radius`` (120"), which
    removes extended "ghosts" in the wings of bright point sources (see
    ``_extended_near_stronger_point``). Three models are fitted by maximising
    the Poisson likelihood (Cash statistic) in the source counts S >= 0:
    background only; background + PSF (point); background + PSF-convolved beta model
-   with beta = 2/3 and core radius EXT on a log grid (``ext_grid``: 20 values, 2"-300";
-   the best one).
+   with beta = 2/3 and core radius EXT on a log grid (``ext_grid``: 28 values, 8"-300";
+   the best one; reported at most ``ext_report_max`` = 60", eFEDS's limits).
    The PSF is the simulator's King profile (beta = 1.5), and a beta = 2/3 model
    convolved with it is exactly a King profile of core r_c(PSF) + EXT (both are 2-D
    Poisson kernels), so the extended templates are analytic.
+   An extended candidate better fitted by two point sources than by an extended model
+   with a point-like core becomes point-like (`astro_clustermass.simulate.blends`; the
+   analogue of ermldet's ``nmulsou = 2``).
 4. **Likelihoods (eSASS conventions).** With Delta C = C_bkg - C_model (C = Cash
    statistic), DET_LIKE = -ln P where P = Q(nu/2, Delta C / 2) is the chance probability
    of a background fluctuation (Q: regularised upper incomplete gamma, nu = 3 free
@@ -333,14 +338,48 @@ def _catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config):
                                        order=1, mode="nearest")     # counts / arcsec^2
     ok = (det_like >= config.det_like_min) & (expo_v > 0)
     out = {"x": pos[:, 0], "y": pos[:, 1], "DET_LIKE": det_like, "EXT_LIKE": ext_like,
-           "EXT": np.where(is_ext, fits.ext_grid[f["kb"]], 0.0), "ML_CTS": cts,
+           "EXT_FIT": np.where(is_ext, fits.ext_grid[f["kb"]], 0.0), "ML_CTS": cts,
            "ML_CTS_ERR": cts_err, "ML_EXP": expo_v, "ML_BKG": bkg_dens * 3600.0,
            "DET_LIKE_PNT": dl_pt, "DET_LIKE_EXT": dl_ex, "SCALE": cs.astype(int),
            "OFFSET_PNT_EXT": np.hypot(*(p_pt - p_ex).T)}
+    out["EXT"] = np.minimum(out["EXT_FIT"], config.ext_report_max)   # as eSASS reports it
     with np.errstate(divide="ignore", invalid="ignore"):
         out["ML_RATE"] = np.where(expo_v > 0, cts / expo_v, 0.0)
         out["ML_RATE_ERR"] = np.where(expo_v > 0, cts_err / expo_v, 0.0)
     return {k: v[ok] for k, v in out.items()}
+
+
+def _split_blends(fits, f, ptree, x, y, bd_img, h, config):
+    """Stage 4b: extended candidates better fitted by two point sources become point-like
+    (`astro_clustermass.simulate.blends`); returns the fits with their extended model
+    dropped."""
+    from .blends import two_point_preferred
+
+    is_ext = f["ll_e"] > f["ll_pt"]
+    ext_like = np.where(is_ext, ext_like_from_dc(2 * (f["ll_e"] - f["ll_pt"])), 0.0)
+    test = np.flatnonzero(is_ext & (ext_like > config.det_two_point_min_ext_like)
+                          & (fits.ext_grid[f["kb"]] <= config.ext_report_max))
+    if test.size == 0:
+        return f
+    _, p_ex = fits.positions(f)
+    pix = config.pixel
+
+    def bkg_density(p):
+        return ndimage.map_coordinates(bd_img, [(p[:, 1] + h) / pix - 0.5,
+                                                (p[:, 0] + h) / pix - 0.5], order=1, mode="nearest")
+
+    cands = [(i, p_ex[i], f["s_e"][i], fits.a_tot[1:][f["kb"][i]], fits.rank[i])
+             for i in test]
+    split = two_point_preferred(cands, ptree, x, y, bkg_density,
+                                fits.final_models + (fits.rank,),
+                                fits.rc_psf, radius=config.det_two_point_radius,
+                                dlnl=config.det_two_point_dlnl or None)
+    if not split.any():
+        return f
+    f = dict(f)
+    f["ll_e"] = f["ll_e"].copy()
+    f["ll_e"][test[split]] = -1e30          # the extended model is not an option any more
+    return f
 
 
 def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, roi=None):
@@ -390,6 +429,8 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     pos_pt, pos_ext = _refine_positions(cpos, cs, ptree, x, y, bd_img, h, config)
     fits = _SourceFits(pos_pt, pos_ext, ptree, bd_img, h, config)
     f = fits.run(config)
+    if config.det_two_point:
+        f = _split_blends(fits, f, ptree, x, y, bd_img, h, config)
     out = _dedupe(_catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config))
     for keep in (core, roi):
         if keep is not None and len(out["x"]):
@@ -405,13 +446,16 @@ def _dedupe(det, bkg_dens=None):
         return det
     # radius out to which an extended source outshines the background
     s = det["ML_CTS"]
-    a = np.maximum(det["EXT"], 1.0) + 8.08
+    ext_fit = np.asarray(det.get("EXT_FIT", det["EXT"]), float)    # extent before the cap
+    a = np.maximum(ext_fit, 1.0) + 8.08
     b = np.maximum(det["ML_BKG"] / 3600.0, 1e-6)
     peak = s / (2 * np.pi * a ** 2 * b)
-    r_bright = np.where((det["EXT"] > 0) & (peak > 1), a * np.sqrt(np.maximum(peak, 1) ** (2 / 3) - 1), 0)
-    r_merge = np.where(det["EXT"] > 0, np.maximum(np.maximum(2.0 * det["EXT"], 40.0), r_bright), 15.0)
+    r_bright = np.where((ext_fit > 0) & (peak > 1),
+                        a * np.sqrt(np.maximum(peak, 1) ** (2 / 3) - 1), 0)
+    r_merge = np.where(ext_fit > 0, np.maximum(np.maximum(2.0 * ext_fit, 40.0), r_bright), 15.0)
     order = np.argsort(-det["DET_LIKE"])
-    x, y, ext = (np.asarray(det[c], float) for c in ("x", "y", "EXT"))
+    x, y = (np.asarray(det[c], float) for c in ("x", "y"))
+    ext = ext_fit
     keep = np.empty(n, int)
     m = 0
     for i in order:
@@ -429,7 +473,7 @@ def _dedupe(det, bkg_dens=None):
 
 
 def _empty():
-    names = ["x", "y", "DET_LIKE", "EXT_LIKE", "EXT", "ML_CTS", "ML_CTS_ERR", "ML_EXP",
+    names = ["x", "y", "DET_LIKE", "EXT_LIKE", "EXT", "EXT_FIT", "ML_CTS", "ML_CTS_ERR", "ML_EXP",
              "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT", "ML_RATE", "ML_RATE_ERR"]
     out = {k: np.zeros(0) for k in names}
     out["SCALE"] = np.zeros(0, int)

@@ -40,7 +40,8 @@ TRUTH_UNITS = {"RA": u.deg, "DEC": u.deg, "M500c": u.Msun, "R500c_kpc": u.kpc,
                "FLUX": u.erg / u.s / u.cm ** 2, "FLUX_TOT": u.erg / u.s / u.cm ** 2,
                "CR_true": u.ct / u.s, "EXPOSURE": u.s, "Xoff_arcsec": u.arcsec,
                "pa": u.rad, "xoff_pa": u.rad, "RA_X": u.deg, "DEC_X": u.deg}
-DET_UNITS = {"RA": u.deg, "DEC": u.deg, "EXT": u.arcsec, "ML_CTS": u.ct, "ML_CTS_ERR": u.ct,
+DET_UNITS = {"RA": u.deg, "DEC": u.deg, "EXT": u.arcsec, "EXT_FIT": u.arcsec, "ML_CTS": u.ct,
+             "ML_CTS_ERR": u.ct,
              "ML_RATE": u.ct / u.s, "ML_RATE_ERR": u.ct / u.s, "ML_EXP": u.s,
              "ML_BKG": u.arcmin ** -2, "RADEC_ERR": u.arcsec}
 

@@ -1,4 +1,4 @@
-"""Maximum-likelihood fits of the detection's candidates (step 3 of `astro_clustermass.simulate.detect`).
+"""Maximum-likelihood fits of the detection's candidates (`astro_clustermass.simulate.detect`, 3).
 
 Photons within ``det_fit_radius`` of each candidate are counted in annuli; the background
 per annulus comes from the background map, plus the current models of the neighbouring
@@ -202,6 +202,7 @@ class _SourceFits:
         self.b_ex0 = _annulus_background(bd_img, config.pixel, h, pos_ext, self.redges)
         self.n = len(pos_pt)
         self.rank = None
+        self.model_min_dlnl = config.det_model_min_dlnl
 
     def fit(self, extra_pt, extra_ex):
         """Every model at both positions; each family keeps its better position."""
@@ -243,7 +244,7 @@ class _SourceFits:
         p_pt, p_ex = self.positions(f)
         p = np.where(is_ext[:, None], p_ex, p_pt)
         like = np.maximum(f["ll_pt"], f["ll_e"])
-        s = np.where(like > 2.0, s, 0.0)        # only reasonably significant sources
+        s = np.where(like > self.model_min_dlnl, s, 0.0)   # only sources the catalogue keeps
         return p, s, a, like
 
     def isolated(self):
@@ -278,7 +279,7 @@ class _SourceFits:
         # everything around it, often as a wide extended model) would absorb the photons
         # of the sources it surrounds
         p_cur, _ = self.positions(f)
-        s_cur = np.where(f["ll_pt"] > 2.0, f["s_pt"], 0.0)
+        s_cur = np.where(f["ll_pt"] > self.model_min_dlnl, f["s_pt"], 0.0)
         a_cur = np.full(self.n, self.rc_psf)
         for _pass in range(2):
             f = self.neighbour_fit(p_cur, s_cur, a_cur)
@@ -289,6 +290,7 @@ class _SourceFits:
             f3 = self.neighbour_fit(p_cur, s_cur, a_cur)
             f = {key: np.where(redo.reshape((-1,) + (1,) * (np.ndim(v) - 1)), f3[key], v)
                  for key, v in f.items()}
+        self.final_models = (p_cur, s_cur, a_cur)
         return f
 
 

@@ -11,9 +11,12 @@ selection ``EXT_LIKE > 6 & DET_LIKE > 5``:
   (Klein et al.'s "secure" clusters) against the true redshift of the simulated detections
   matched to a cluster (``MATCHED``);
 - the selected density per deg^2 (eFEDS: 542 over 140 deg^2) and the non-cluster fraction
-  (real: ``F_CONT_BEST_COMB >= 0.2``, a probability of being a contaminant; simulated: the
-  selected detections that are not the detection of a simulated cluster, i.e. AGN,
-  spurious sources and fragments of clusters).
+  (real: ``F_CONT_BEST_COMB >= 0.2``, the optical follow-up finds no cluster there;
+  simulated: the selected detections whose photons come from no cluster, ``MATCH_TYPE``
+  ``agn`` or ``spurious``). A fragment of a simulated cluster (``cluster-fragment``: a
+  second detection of the same cluster) is not counted as a non-cluster, since the optical
+  follow-up would find that cluster at its position; the fraction of fragments is
+  reported separately (``fragment_fraction``).
 
 For each observable: the 5/25/50/75/95 % quantiles, the two-sample Kolmogorov-Smirnov
 distance and p-value (simulation pooled over the realisations given), the relative
@@ -121,13 +124,19 @@ def _sim_columns(det):
     if "MATCHED" not in det.colnames:
         raise ValueError("detection table has no column 'MATCHED' (use read_realisation)")
     matched = np.asarray(det["MATCHED"], bool)[sel]
+    if "MATCH_TYPE" in det.colnames:
+        mtype = np.asarray(det["MATCH_TYPE"]).astype(str)[sel]
+        non_cluster = np.isin(mtype, ("agn", "spurious"))
+        fragment = mtype == "cluster-fragment"
+    else:
+        non_cluster, fragment = ~matched, np.zeros(matched.size, bool)
     out = {}
     for name, (col, _, clusters_only) in OBSERVABLES.items():
         if col not in det.colnames:
             raise ValueError(f"detection table has no column {col!r}")
         v = _values(det[col])[sel]
         out[name] = v[matched] if clusters_only else v
-    return out, ~matched
+    return out, non_cluster, fragment
 
 
 def _real_columns(real):
@@ -159,7 +168,7 @@ def compare_with_efeds(realisations, real=None):
         (relative; redshift: absolute), ``per_realisation`` (label -> (KS distance,
         median)); ``density``: selected per deg^2 (real, simulated pooled, per
         realisation, ratio); ``non_cluster_fraction``: (real, simulated pooled, per
-        realisation).
+        realisation); ``fragment_fraction``: simulated, pooled.
     """
     from scipy.stats import ks_2samp
 
@@ -168,15 +177,16 @@ def compare_with_efeds(realisations, real=None):
     if len(realisations) == 0:
         raise ValueError("no realisations given")
     rv = _real_columns(real)
-    per, area, n_sel, n_non = [], 0.0, 0, 0
+    per, area, n_sel, n_non, n_frag = [], 0.0, 0, 0, 0
     for k, item in enumerate(realisations):
         det, a = item[0], float(item[1])
         label = str(item[2]) if len(item) > 2 else str(k)
-        cols, non = _sim_columns(det)
+        cols, non, frag = _sim_columns(det)
         per.append((label, cols, non, a))
         area += a
         n_sel += non.size
         n_non += int(non.sum())
+        n_frag += int(frag.sum())
     pooled = {name: np.concatenate([p[1][name] for p in per]) for name in OBSERVABLES}
     out = {"observables": {}, "labels": [p[0] for p in per], "area_deg2": area}
     for name, (_, unit, clusters_only) in OBSERVABLES.items():
@@ -197,14 +207,17 @@ def compare_with_efeds(realisations, real=None):
         for label, cols, _, _ in per:
             v = cols[name][np.isfinite(cols[name])]
             entry["per_realisation"][label] = (
-                (float(ks_2samp(r, v).statistic), float(np.median(v))) if v.size else (np.nan, np.nan))
+                (float(ks_2samp(r, v).statistic), float(np.median(v))) if v.size
+                else (np.nan, np.nan))
         out["observables"][name] = entry
     d_sim = n_sel / area
-    out["density"] = {"real": EFEDS_DENSITY_DEG2, "sim": d_sim, "ratio": d_sim / EFEDS_DENSITY_DEG2,
+    out["density"] = {"real": EFEDS_DENSITY_DEG2, "sim": d_sim,
+                      "ratio": d_sim / EFEDS_DENSITY_DEG2,
                       "per_realisation": {p[0]: p[2].size / p[3] for p in per}, "n_sim": n_sel}
     out["non_cluster_fraction"] = {
         "real": float(np.mean(real["NOT_CLUSTER"])), "sim": n_non / max(n_sel, 1),
         "per_realisation": {p[0]: float(p[2].mean()) if p[2].size else np.nan for p in per}}
+    out["fragment_fraction"] = n_frag / max(n_sel, 1)
     return out
 
 
@@ -250,6 +263,7 @@ def format_table(result, fmt="rst"):
                  f"{100 * (d['ratio'] - 1):+.0f} %"))
     rows.append(("not a cluster", f"{100 * nc['real']:.1f} %", f"{100 * nc['sim']:.1f} %", "", "",
                  ""))
+    rows.append(("cluster fragments", "", f"{100 * result['fragment_fraction']:.1f} %", "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
     if fmt == "plain":
