@@ -73,3 +73,21 @@ def test_small_simulated_field(tmp_path, real):
         assert e["n_real"] > 400
         assert 0.0 <= e["ks_d"] <= 1.0 or e["n_sim"] == 0, name
     assert res["observables"]["ML_RATE"]["n_sim"] == n_sel
+
+
+def test_efeds_exposure_has_the_real_spread(real):
+    from astro_clustermass.simulate import instrument, survey
+    from astro_clustermass.simulate.config import DEFAULT_CONFIG
+
+    vign = survey.band_vignetting(DEFAULT_CONFIG)
+    emap = instrument.ExposureMap(*survey.field_box(140.0), DEFAULT_CONFIG,
+                                  np.random.default_rng(1))
+    vignetted = emap.map.ravel() * vign
+    ml_exp = np.asarray(real["ML_EXP"], float)
+    # the plateau is the real one; the area distribution is the candidates' one
+    # re-weighted by 1 / ML_EXP, so its upper tail is a little lighter
+    assert np.median(vignetted) == pytest.approx(np.median(ml_exp), rel=0.02)
+    assert 1500 < np.percentile(vignetted, 95) <= np.percentile(ml_exp, 95)
+    with pytest.raises(ValueError, match="exposure_model"):
+        instrument.ExposureMap(*survey.field_box(4.0), DEFAULT_CONFIG.replace(exposure_model="x"),
+                               np.random.default_rng(1))
