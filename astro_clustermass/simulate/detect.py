@@ -20,8 +20,9 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    refined by mean-shift on the photons.
 3. **Fit** (`astro_clustermass.simulate.mlfit`). Around each candidate, photons within
    ``det_fit_radius`` (300") are binned in annuli. The background density is fixed from
-   the background map (as eSASS ermldet does), and the other candidates' current models (King profiles, their
-   share of each annulus from a tabulated offset integral) are added to it: an
+   the background map (as eSASS ermldet does), and the other candidates' current
+   models (King profiles, their share of each annulus from a tabulated offset
+   integral) are added to it: an
    isolated fit first, then two passes in which every candidate is refitted with the
    others' models of the previous pass (weaker extended neighbours left out, being
    mostly fragments of the source, and so are models whose likelihood gain is below
