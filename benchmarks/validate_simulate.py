@@ -344,7 +344,8 @@ def background_decomposition(workdir, area=9.0, seed=11):
         survey,
     )
 
-    cfg = dataclasses.replace(SimConfig(), exposure_rms=0.0, exposure_stripe=0.0,
+    cfg = dataclasses.replace(SimConfig(), exposure_model="gaussian", exposure_rms=0.0,
+                              exposure_stripe=0.0,
                               exposure_edge_deg=0.0)
     simulate_field(workdir, area=area, seed=seed, config=cfg, overwrite=True, progress=False)
     r = read_realisation(workdir)

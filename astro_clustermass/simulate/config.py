@@ -93,7 +93,10 @@ class SimConfig:
     psf_hew: float = 28.0            # arcsec, survey-averaged half-energy width
     psf_king_beta: float = 1.5       # King profile slope (r_c from the HEW)
     psf_rmax: float = 1800.0         # arcsec, PSF photons scattered further are dropped
-    exposure_mean: float = 2200.0    # s, unvignetted
+    # "efeds": the real eFEDS exposure distribution (ML_EXP of the candidates, Klein et al.
+    # 2022); "gaussian": exposure_mean with the modulations below (before 2026-12-06)
+    exposure_model: str = "efeds"
+    exposure_mean: float = 2200.0    # s, unvignetted (nominal; the "gaussian" model's mean)
     exposure_rms: float = 0.10       # fractional, large-scale variation
     exposure_stripe: float = 0.05    # fractional amplitude of the scan-pattern stripes
     exposure_stripe_period_deg: float = 0.9
@@ -110,7 +113,27 @@ class SimConfig:
     # third neighbour pass (0: none); it removes extended "ghosts" in the wings of bright
     # point sources left by the oscillating two-pass fit (docs/validation.rst)
     det_ext_refit_radius: float = 120.0
-    ext_grid: tuple = (2.0, 300.0, 20)  # extended-model core radius grid: min, max, n [arcsec]
+    # a candidate's model enters its neighbours' backgrounds only if its likelihood gain
+    # exceeds this (5: DET_LIKE = 4.0 for a point source, the catalogue's own minimum).
+    # With 2.0 (before 2026-12-06) the noise peaks in a cluster's outskirts, a few counts
+    # each, were subtracted from its fit and made its EXT 15-35 % low (docs/validation.rst)
+    det_model_min_dlnl: float = 5.0
+    # extended-model core radius grid: min, max, n [arcsec]. The smallest extent eSASS
+    # ermldet fitted in eFEDS is 8" (the real candidates' EXT lie in 8.04-60.0"); larger
+    # extents than the reported maximum stay in the fit, so that the models of big
+    # clusters take in their outskirts (capping the fit at 60" made the outskirts of a
+    # third of the selected clusters separate extended detections)
+    ext_grid: tuple = (8.0, 300.0, 28)
+    ext_report_max: float = 60.0     # EXT is reported at most this [arcsec] (27 of 542 eFEDS)
+    # two point sources as the alternative to one extended source (eSASS nmulsou = 2;
+    # simulate/blends.py): tested for extended candidates with EXT <= ext_report_max and
+    # EXT_LIKE above det_two_point_min_ext_like, on the photons within det_two_point_radius;
+    # preferred when ln L rises by more than ln N (N photons in the fit: the Bayesian
+    # information criterion's price of 2 more parameters), or det_two_point_dlnl if > 0
+    det_two_point: bool = True
+    det_two_point_min_ext_like: float = 3.0
+    det_two_point_radius: float = 90.0
+    det_two_point_dlnl: float = 0.0
     # -- stamps ---------------------------------------------------------------------------
     stamp_size: float = 1400.0       # arcsec (side)
     stamp_keep_radius: float = 100.0  # detections kept within this of the stamp centre

@@ -1,5 +1,9 @@
 """Source detection on simulated photons: candidates, then a maximum-likelihood source fit.
 
+`detect_patch` runs the stages in order: `_patch_image` (photons binned, exposure),
+`_background_map`, `_candidates`, `_refine_positions`, the fits (`mlfit._SourceFits`),
+`_catalogue` (eSASS columns) and `_dedupe` (clean-up).
+
 This is a compact stand-in for the eSASS chain (erbox -> erbackmap -> ermldet), run on
 the photons of one patch (a field tile or a stamp) in its tangent plane:
 
@@ -14,23 +18,29 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    probability of at least that many from the background; maxima with
    -ln P >= ``det_cand_like`` are candidates, merged across scales. Positions are
    refined by mean-shift on the photons.
-3. **Fit.** Around each candidate, photons within ``det_fit_radius`` (300") are binned
-   in annuli. The background density is fixed from the background map (as eSASS
-   ermldet does), and the other candidates' current models (King profiles, their
-   share of each annulus from a tabulated offset integral) are added to it: an
+3. **Fit** (`astro_clustermass.simulate.mlfit`). Around each candidate, photons within
+   ``det_fit_radius`` (300") are binned in annuli. The background density is fixed from
+   the background map (as eSASS ermldet does), and the other candidates' current
+   models (King profiles, their share of each annulus from a tabulated offset
+   integral) are added to it: an
    isolated fit first, then two passes in which every candidate is refitted with the
    others' models of the previous pass (weaker extended neighbours left out, being
-   mostly fragments of the source), and a third pass only for the extended candidates
+   mostly fragments of the source, and so are models whose likelihood gain is below
+   ``det_model_min_dlnl`` = 5, the catalogue's own minimum: noise peaks in a cluster's
+   outskirts otherwise eat its wings), and a third pass only for the extended candidates
    with a stronger point-like one within ``det_ext_refit_radius`` (120"), which
    removes extended "ghosts" in the wings of bright point sources (see
    ``_extended_near_stronger_point``). Three models are fitted by maximising
    the Poisson likelihood (Cash statistic) in the source counts S >= 0:
    background only; background + PSF (point); background + PSF-convolved beta model
-   with beta = 2/3 and core radius EXT on a log grid (``ext_grid``: 20 values, 2"-300";
-   the best one).
+   with beta = 2/3 and core radius EXT on a log grid (``ext_grid``: 28 values, 8"-300";
+   the best one; reported at most ``ext_report_max`` = 60", eFEDS's limits).
    The PSF is the simulator's King profile (beta = 1.5), and a beta = 2/3 model
    convolved with it is exactly a King profile of core r_c(PSF) + EXT (both are 2-D
    Poisson kernels), so the extended templates are analytic.
+   An extended candidate better fitted by two point sources than by an extended model
+   with a point-like core becomes point-like (`astro_clustermass.simulate.blends`; the
+   analogue of ermldet's ``nmulsou = 2``).
 4. **Likelihoods (eSASS conventions).** With Delta C = C_bkg - C_model (C = Cash
    statistic), DET_LIKE = -ln P where P = Q(nu/2, Delta C / 2) is the chance probability
    of a background fluctuation (Q: regularised upper incomplete gamma, nu = 3 free
@@ -51,20 +61,14 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from scipy import ndimage
 from scipy.special import gammaincc, gammaln
 
+from .mlfit import (_SourceFits, _fit_counts, _pairs, annulus_edges,  # noqa: F401
+                    _extended_near_stronger_point)
+
 __all__ = ["detect_patch", "det_like_from_dc", "ext_like_from_dc", "annulus_edges"]
-
-
-def annulus_edges(rmax):
-    """Radial bin edges [arcsec]: 4" steps to 60", then logarithmic to ``rmax``."""
-    inner = np.arange(0.0, 60.0 + 1e-9, 4.0)
-    outer = np.geomspace(60.0, rmax, 16)[1:]
-    return np.concatenate([inner, outer])
 
 
 def _log_q(a, x):
@@ -103,68 +107,6 @@ def _poisson_like(n, b):
         p = gammainc(np.maximum(n, 1e-6), b)
         out = -np.log(np.maximum(p, 1e-300))
     return np.where(n > b, out, 0.0)
-
-
-def _circle_overlap(d, r1, r2):
-    """Area of the intersection of circles of radii r1, r2 at distance d (vectorised)."""
-    d = np.asarray(d, float)
-    r1, r2 = np.broadcast_arrays(np.asarray(r1, float), np.asarray(r2, float))
-    out = np.zeros(np.broadcast(d, r1, r2).shape)
-    d, r1, r2 = np.broadcast_arrays(d, r1, r2)
-    small = np.minimum(r1, r2)
-    inside = d <= np.abs(r1 - r2)
-    out[inside] = np.pi * small[inside] ** 2
-    part = (~inside) & (d < r1 + r2)
-    if part.any():
-        dd, a, b = d[part], r1[part], r2[part]
-        c1 = np.clip((dd ** 2 + a ** 2 - b ** 2) / (2 * dd * a), -1, 1)
-        c2 = np.clip((dd ** 2 + b ** 2 - a ** 2) / (2 * dd * b), -1, 1)
-        k = (-dd + a + b) * (dd + a - b) * (dd - a + b) * (dd + a + b)
-        out[part] = a ** 2 * np.arccos(c1) + b ** 2 * np.arccos(c2) - 0.5 * np.sqrt(np.maximum(k, 0))
-    return out
-
-
-def _fit_counts(n, b, f, iters=30, tol=1e-5):
-    """Maximise sum n ln(b + S f) - (b + S f) over S >= 0, vectorised.
-
-    n, b : (..., nbins); f : (..., nbins) source template (fraction of total counts per bin).
-    Newton steps (halving S where a step would make it negative), per row until the step
-    is below ``tol`` (1 + S) or ``iters`` steps.
-    Returns S, lnL(S) - lnL(0), curvature (Fisher information at S).
-    """
-    fsum = f.sum(-1)
-    s = np.maximum((n - b).sum(-1) / np.maximum(fsum, 1e-12), 0.0)
-    # Newton iterations only on the rows that have not converged yet (each row stops on
-    # its own step, so a fit does not depend on which other rows share the call)
-    shp = s.shape
-    s = s.reshape(-1).copy()
-    n2 = np.broadcast_to(n, shp + n.shape[-1:]).reshape(-1, n.shape[-1])
-    b2 = np.broadcast_to(b, shp + b.shape[-1:]).reshape(-1, b.shape[-1])
-    f2 = np.broadcast_to(f, shp + f.shape[-1:]).reshape(-1, f.shape[-1])
-    fs2 = np.broadcast_to(fsum, shp).reshape(-1)
-    act = np.arange(s.size)
-    for _ in range(iters):
-        if act.size == 0:
-            break
-        fa = f2[act]
-        na = n2[act]
-        sa = s[act]
-        mu = np.maximum(b2[act] + sa[:, None] * fa, 1e-12)
-        q = na * fa / mu
-        g = q.sum(-1) - fs2[act]
-        h = (q * fa / mu).sum(-1)
-        s_new = sa + g / np.maximum(h, 1e-12)
-        s_new = np.where(s_new < 0, 0.5 * sa, s_new)
-        s[act] = s_new
-        act = act[np.abs(s_new - sa) >= tol * (1.0 + sa)]
-    s = s.reshape(shp)
-    mu = np.maximum(b + s[..., None] * f, 1e-12)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ll = (np.where(n > 0, n * np.log(mu / np.maximum(b, 1e-12)), 0.0) - s[..., None] * f).sum(-1)
-    fisher = (n * f ** 2 / mu ** 2).sum(-1)
-    # expected information is more stable for few counts
-    fisher_exp = (f ** 2 / mu).sum(-1)
-    return s, ll, np.maximum(fisher, fisher_exp)
 
 
 def _interp_index(coords, n):
@@ -224,12 +166,6 @@ def _background_map(img, expo, config, smoothed=None):
     xx = (np.arange(nx) + 0.5) / blk - 0.5
     full = _upsample_bilinear(rate, yy, xx)
     return full * expo
-
-
-def _pairs(tree_a, pts_b_tree, r):
-    """(i, j, d) for all pairs of points of tree_a and tree_b closer than r."""
-    m = tree_a.sparse_distance_matrix(pts_b_tree, r, output_type="coo_matrix")
-    return m.row, m.col, m.data
 
 
 def _mean_shift(ctree_pos, ptree, px, py, sigma, iters=3, max_shift=None):
@@ -300,105 +236,151 @@ def _ml_position(pos, ptree, px, py, a, bdens, iters=6, rmax=None, max_shift=Non
     return pos
 
 
-def _annulus_background(bkg_dens_img, pix, h, pos, redges, nang=12):
-    """Background counts per annulus: background map averaged over each annulus."""
-    n = len(pos)
-    rmid = np.concatenate([0.25 * redges[1:2], 0.5 * (redges[1:-1] + redges[2:])])
-    ang = (np.arange(nang) + 0.5) * 2 * np.pi / nang
-    xs = pos[:, 0][:, None, None] + rmid[None, :, None] * np.cos(ang)[None, None, :]
-    ys = pos[:, 1][:, None, None] + rmid[None, :, None] * np.sin(ang)[None, None, :]
-    val = ndimage.map_coordinates(bkg_dens_img, [((ys + h) / pix - 0.5).ravel(),
-                                                 ((xs + h) / pix - 0.5).ravel()],
-                                  order=1, mode="constant", cval=0.0)
-    dens = val.reshape(n, len(rmid), nang).mean(-1)
-    area = np.pi * (redges[1:] ** 2 - redges[:-1] ** 2)
-    return dens * area[None, :]
+def _patch_image(x, y, half_size, exposure_fn, pix):
+    """Stage 1: photons cropped to the patch and binned in pixels, and the exposure image.
 
-
-def _radial_counts(pos, ptree, redges):
-    """Photon counts in annuli (redges) around each position: (n, nb)."""
-    from scipy.spatial import cKDTree
-
-    n = len(pos)
-    nb = len(redges) - 1
-    i, _j, d = _pairs(cKDTree(pos), ptree, redges[-1])
-    b = np.searchsorted(redges, d, side="right") - 1
-    ok = (b >= 0) & (b < nb)
-    return np.bincount(i[ok] * nb + b[ok], minlength=n * nb).reshape(n, nb).astype(float)
-
-
-@functools.lru_cache(maxsize=1)
-def _king_offset_table(nq=512, n=240):
-    """F(r/a, d/a): fraction of a King (beta = 1.5, core a) source at distance d that falls
-    within radius r of a point; tabulated on log grids (average over ``nq`` equal-probability
-    source radii of the share of each circle inside the disk)."""
-    uq = (np.arange(nq) + 0.5) / nq
-    rho = np.sqrt((1.0 - uq) ** -2 - 1.0)
-    lx = np.linspace(np.log(1e-2), np.log(2e3), n)
-    ly = np.linspace(np.log(1e-2), np.log(2e3), n)
-    r = np.exp(lx)
-    tab = np.empty((n, n))
-    for j, dv in enumerate(np.exp(ly)):
-        cosv = (rho[None, :] ** 2 + dv ** 2 - r[:, None] ** 2) / (2 * rho[None, :] * dv)
-        tab[j] = (np.arccos(np.clip(cosv, -1, 1)) / np.pi).mean(1)
-    return lx, ly, tab
-
-
-def _neighbour_model(pos, src_pos, src_s, src_a, redges, exclude_self=True, allowed=None,
-                     max_dist=None):
-    """Counts expected in the annuli around ``pos`` from King-profile sources.
-
-    ``src_s`` total counts, ``src_a`` King core radii (beta = 1.5) of the sources at
-    ``src_pos``; pairs closer than 15" (the same source) are skipped; ``allowed(i, k)``
-    (boolean array over pairs) restricts which sources count for which position.
-    The fraction of a source's counts within radius r of a position at distance d is
-    the average, over 64 equal-probability radii rho of the King profile, of the share
-    of the circle of radius rho about the source that lies within r of the position.
+    Returns (x, y, img, cen, h, expo): the photons inside, the counts image, the pixel
+    centres [arcsec], the half side actually used (a whole number of pixels) and the
+    unvignetted exposure per pixel (evaluated on a coarse grid, bilinear to pixels).
     """
+    npx = int(np.ceil(2 * half_size / pix))
+    h = npx * pix / 2
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    sel = (np.abs(x) < h) & (np.abs(y) < h)
+    x, y = x[sel], y[sel]
+    edges = np.linspace(-h, h, npx + 1)
+    img, _, _ = np.histogram2d(y, x, bins=(edges, edges))
+    cen = 0.5 * (edges[1:] + edges[:-1])
+    step = 8
+    cg = cen[::step]
+    gx, gy = np.meshgrid(cg, cg)
+    ecoarse = exposure_fn(gx, gy)
+    yy = np.arange(npx) / step
+    expo = _upsample_bilinear(ecoarse, yy, yy)
+    return x, y, img, cen, h, expo
+
+
+def _candidates(smoothed, bkg, expo, cen, config):
+    """Stage 2: local maxima of the smoothed images that are unlikely under the background,
+    merged across scales (strongest first). Returns positions (n, 2) [arcsec] and the
+    index of the scale each was found at."""
     from scipy.spatial import cKDTree
 
-    n = len(pos)
-    nb = len(redges) - 1
-    out = np.zeros((n, nb))
-    use = src_s > 0
-    if not use.any() or n == 0:
-        return out
-    kidx = np.flatnonzero(use)
-    rmax = max_dist or (redges[-1] + 150.0)
-    i, k, d = _pairs(cKDTree(pos), cKDTree(src_pos[kidx]), rmax)
-    k = kidx[k]
-    ok = d > 15.0
-    if allowed is not None:
-        ok &= allowed(i, k)
-    i, k, d = i[ok], k[ok], d[ok]
-    if i.size == 0:
-        return out
-    lx, ly, tab = _king_offset_table()
-    a = src_a[k]
-    qy = np.clip(np.log(d / a), ly[0], ly[-1])
-    fy = (qy - ly[0]) / (ly[1] - ly[0])
-    iy = np.minimum(fy.astype(int), len(ly) - 2)
-    wy = (fy - iy)[:, None]
-    # the source cores take few distinct values (PSF + the EXT grid): interpolate the
-    # table along r/a once per value, then only along d/a per pair. The annulus shares
-    # (differences along r) are non-negative on every table row, so interpolating the
-    # differences equals differencing the interpolated cumulative fractions.
-    ua, inv = np.unique(a, return_inverse=True)
-    with np.errstate(divide="ignore"):
-        qx = np.log(redges[None, :] / ua[:, None])
-    qx = np.clip(qx, lx[0], lx[-1])
-    fx = (qx - lx[0]) / (lx[1] - lx[0])
-    ix = np.minimum(fx.astype(int), len(lx) - 2)
-    wx = fx - ix
-    cum_a = (1 - wx)[:, None, :] * tab[:, ix].transpose(1, 0, 2) \
-        + wx[:, None, :] * tab[:, ix + 1].transpose(1, 0, 2)          # (nua, ny, nedge)
-    cum_a[:, :, 0] = 0.0
-    dif_a = np.maximum(np.diff(cum_a, axis=2), 0.0)                   # (nua, ny, nb)
-    contrib = (1 - wy) * dif_a[inv, iy] + wy * dif_a[inv, iy + 1]
-    contrib *= src_s[k][:, None]
-    for col in range(nb):
-        out[:, col] = np.bincount(i, contrib[:, col], minlength=n)
-    return out
+    cx, cy, cs, cl = [], [], [], []
+    for si, (s, thr) in enumerate(zip(config.det_scales, config.det_cand_like)):
+        S = smoothed[float(s)]
+        B = bkg         # smooth (block-interpolated background map)
+        size = max(3, int(2 * s) | 1)
+        peak = (S == ndimage.maximum_filter(S, size=size, mode="constant")) & (S > B) \
+            & (expo > 0)
+        iy, ix = np.nonzero(peak)
+        beam = 4 * np.pi * s * s
+        like = _poisson_like(S[iy, ix] * beam, B[iy, ix] * beam)
+        ok = like >= thr
+        cx.append(cen[ix[ok]])
+        cy.append(cen[iy[ok]])
+        cs.append(np.full(ok.sum(), si))
+        cl.append(like[ok])
+    cx, cy, cs, cl = map(np.concatenate, (cx, cy, cs, cl))
+    if cx.size == 0:
+        return np.zeros((0, 2)), np.zeros(0, int)
+    scales_as = np.asarray(config.det_scales) * config.pixel
+    order = np.argsort(-cl)
+    cx, cy, cs = cx[order], cy[order], cs[order]
+    ctree = cKDTree(np.column_stack([cx, cy]))
+    alive = np.ones(cx.size, bool)
+    rmerge = 1.5 * scales_as.max()
+    for i in range(cx.size):
+        if not alive[i]:
+            continue
+        for j in ctree.query_ball_point([cx[i], cy[i]], rmerge):
+            if j > i and alive[j]:
+                d = np.hypot(cx[i] - cx[j], cy[i] - cy[j])
+                if d < 1.5 * min(scales_as[cs[i]], scales_as[cs[j]]):
+                    alive[j] = False
+    return np.column_stack([cx[alive], cy[alive]]), cs[alive]
+
+
+def _refine_positions(cpos, cs, ptree, x, y, bd_img, h, config):
+    """Stage 3: two starting positions per candidate, refined on the photons: one for
+    the point model (mean shift at 8", then the ML position of a PSF) and one for the
+    extended models (mean shift at the candidate's scale, then the ML position of a
+    wider King profile)."""
+    pix = config.pixel
+    sa = (np.asarray(config.det_scales) * pix)[cs]
+    n = len(cpos)
+    pos_pt = _mean_shift(cpos, ptree, x, y, np.full(n, 8.0), max_shift=1.5 * sa)
+    pos_ext = _mean_shift(cpos, ptree, x, y, np.clip(sa, 12.0, 30.0), max_shift=1.5 * sa)
+    bd0 = ndimage.map_coordinates(bd_img, [(cpos[:, 1] + h) / pix - 0.5,
+                                           (cpos[:, 0] + h) / pix - 0.5], order=1, mode="nearest")
+    pos_pt = _ml_position(pos_pt, ptree, x, y, config.psf_rc, bd0, rmax=40.0, max_shift=12.0)
+    pos_ext = _ml_position(pos_ext, ptree, x, y, config.psf_rc + np.clip(sa, 8.0, 60.0), bd0,
+                           rmax=120.0, max_shift=np.clip(sa, 12.0, 40.0))
+    return pos_pt, pos_ext
+
+
+def _catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config):
+    """Stage 5: eSASS columns from the final fits (module docstring, step 4)."""
+    pix = config.pixel
+    ll_pt, ll_e = f["ll_pt"], f["ll_e"]
+    dl_pt = det_like_from_dc(2 * ll_pt, 3)
+    dl_ex = det_like_from_dc(2 * ll_e, 4)
+    is_ext = ll_e > ll_pt
+    ext_like = np.where(is_ext, ext_like_from_dc(2 * (ll_e - ll_pt)), 0.0)
+    det_like = np.where(is_ext, dl_ex, dl_pt)
+    cts = np.where(is_ext, f["s_e"], f["s_pt"])
+    cts_err = 1.0 / np.sqrt(np.maximum(np.where(is_ext, f["fi_e"], f["fi_pt"]), 1e-12))
+    p_pt, p_ex = fits.positions(f)
+    pos = np.where(is_ext[:, None], p_ex, p_pt)
+    expo_v = exposure_fn(pos[:, 0], pos[:, 1]) * vignetting
+    bkg_dens = ndimage.map_coordinates(bd_img, [(pos[:, 1] + h) / pix - 0.5,
+                                                (pos[:, 0] + h) / pix - 0.5],
+                                       order=1, mode="nearest")     # counts / arcsec^2
+    ok = (det_like >= config.det_like_min) & (expo_v > 0)
+    out = {"x": pos[:, 0], "y": pos[:, 1], "DET_LIKE": det_like, "EXT_LIKE": ext_like,
+           "EXT_FIT": np.where(is_ext, fits.ext_grid[f["kb"]], 0.0), "ML_CTS": cts,
+           "ML_CTS_ERR": cts_err, "ML_EXP": expo_v, "ML_BKG": bkg_dens * 3600.0,
+           "DET_LIKE_PNT": dl_pt, "DET_LIKE_EXT": dl_ex, "SCALE": cs.astype(int),
+           "OFFSET_PNT_EXT": np.hypot(*(p_pt - p_ex).T)}
+    out["EXT"] = np.minimum(out["EXT_FIT"], config.ext_report_max)   # as eSASS reports it
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["ML_RATE"] = np.where(expo_v > 0, cts / expo_v, 0.0)
+        out["ML_RATE_ERR"] = np.where(expo_v > 0, cts_err / expo_v, 0.0)
+    return {k: v[ok] for k, v in out.items()}
+
+
+def _split_blends(fits, f, ptree, x, y, bd_img, h, config):
+    """Stage 4b: extended candidates better fitted by two point sources become point-like
+    (`astro_clustermass.simulate.blends`); returns the fits with their extended model
+    dropped."""
+    from .blends import two_point_preferred
+
+    is_ext = f["ll_e"] > f["ll_pt"]
+    ext_like = np.where(is_ext, ext_like_from_dc(2 * (f["ll_e"] - f["ll_pt"])), 0.0)
+    test = np.flatnonzero(is_ext & (ext_like > config.det_two_point_min_ext_like)
+                          & (fits.ext_grid[f["kb"]] <= config.ext_report_max))
+    if test.size == 0:
+        return f
+    _, p_ex = fits.positions(f)
+    pix = config.pixel
+
+    def bkg_density(p):
+        return ndimage.map_coordinates(bd_img, [(p[:, 1] + h) / pix - 0.5,
+                                                (p[:, 0] + h) / pix - 0.5], order=1, mode="nearest")
+
+    cands = [(i, p_ex[i], f["s_e"][i], fits.a_tot[1:][f["kb"][i]], fits.rank[i])
+             for i in test]
+    split = two_point_preferred(cands, ptree, x, y, bkg_density,
+                                fits.final_models + (fits.rank,),
+                                fits.rc_psf, radius=config.det_two_point_radius,
+                                dlnl=config.det_two_point_dlnl or None)
+    if not split.any():
+        return f
+    f = dict(f)
+    f["ll_e"] = f["ll_e"].copy()
+    f["ll_e"][test[split]] = -1e30          # the extended model is not an option any more
+    return f
 
 
 def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, roi=None):
@@ -435,230 +417,27 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     """
     from scipy.spatial import cKDTree
 
-    pix = config.pixel
-    npx = int(np.ceil(2 * half_size / pix))
-    h = npx * pix / 2
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    sel = (np.abs(x) < h) & (np.abs(y) < h)
-    x, y = x[sel], y[sel]
+    x, y, img, cen, h, expo = _patch_image(x, y, half_size, exposure_fn, config.pixel)
     if x.size == 0:
         return _empty()
-    edges = np.linspace(-h, h, npx + 1)
-    img, _, _ = np.histogram2d(y, x, bins=(edges, edges))
-    cen = 0.5 * (edges[1:] + edges[:-1])
-    # exposure on a coarse grid, bilinear to pixels
-    step = 8
-    cg = cen[::step]
-    gx, gy = np.meshgrid(cg, cg)
-    ecoarse = exposure_fn(gx, gy)
-    yy = np.arange(npx) / step
-    expo = _upsample_bilinear(ecoarse, yy, yy)
     smoothed = {float(sg): _smooth(img, sg) for sg in config.det_scales}
     bkg = _background_map(img, expo, config, smoothed)
-
-    # -- candidates (local maxima of the smoothed image, Poisson significance at peaks)
-    cx, cy, cs, cl = [], [], [], []
-    for si, (s, thr) in enumerate(zip(config.det_scales, config.det_cand_like)):
-        S = smoothed[float(s)]
-        B = bkg         # smooth (block-interpolated background map)
-        size = max(3, int(2 * s) | 1)
-        peak = (S == ndimage.maximum_filter(S, size=size, mode="constant")) & (S > B) \
-            & (expo > 0)
-        iy, ix = np.nonzero(peak)
-        beam = 4 * np.pi * s * s
-        like = _poisson_like(S[iy, ix] * beam, B[iy, ix] * beam)
-        ok = like >= thr
-        cx.append(cen[ix[ok]])
-        cy.append(cen[iy[ok]])
-        cs.append(np.full(ok.sum(), si))
-        cl.append(like[ok])
-    cx, cy, cs, cl = map(np.concatenate, (cx, cy, cs, cl))
-    if cx.size == 0:
+    cpos, cs = _candidates(smoothed, bkg, expo, cen, config)
+    if len(cpos) == 0:
         return _empty()
-    scales_as = np.asarray(config.det_scales) * pix
-    order = np.argsort(-cl)
-    cx, cy, cs, cl = cx[order], cy[order], cs[order], cl[order]
-    ctree = cKDTree(np.column_stack([cx, cy]))
-    alive = np.ones(cx.size, bool)
-    rmerge = 1.5 * scales_as.max()
-    for i in range(cx.size):
-        if not alive[i]:
-            continue
-        for j in ctree.query_ball_point([cx[i], cy[i]], rmerge):
-            if j > i and alive[j]:
-                d = np.hypot(cx[i] - cx[j], cy[i] - cy[j])
-                if d < 1.5 * min(scales_as[cs[i]], scales_as[cs[j]]):
-                    alive[j] = False
-    cx, cy, cs = cx[alive], cy[alive], cs[alive]
-    ncand = cx.size
-    cpos = np.column_stack([cx, cy])
-
     ptree = cKDTree(np.column_stack([x, y]))
-    sa = scales_as[cs]
-    pos_pt = _mean_shift(cpos, ptree, x, y, np.full(ncand, 8.0), max_shift=1.5 * sa)
-    pos_ext = _mean_shift(cpos, ptree, x, y, np.clip(sa, 12.0, 30.0), max_shift=1.5 * sa)
-    bd_img = bkg / pix ** 2
-    bd0 = ndimage.map_coordinates(bd_img, [(cpos[:, 1] + h) / pix - 0.5,
-                                           (cpos[:, 0] + h) / pix - 0.5], order=1, mode="nearest")
-    pos_pt = _ml_position(pos_pt, ptree, x, y, config.psf_rc, bd0, rmax=40.0,
-                          max_shift=12.0)
-    pos_ext = _ml_position(pos_ext, ptree, x, y, config.psf_rc + np.clip(sa, 8.0, 60.0), bd0,
-                           rmax=120.0, max_shift=np.clip(sa, 12.0, 40.0))
-
-    # -- fits
-    rfit = config.det_fit_radius
-    redges = annulus_edges(rfit)
-    rc_psf = config.psf_rc
-    ext_grid = np.geomspace(config.ext_grid[0], config.ext_grid[1], int(config.ext_grid[2]))
-    a_tot = np.concatenate([[rc_psf], rc_psf + ext_grid])           # King core radii
-    eef = 1.0 - (1.0 + (redges[None, :] / a_tot[:, None]) ** 2) ** -0.5
-    tmpl = np.diff(eef, axis=1)                                     # (nmodel, nb)
-    area = np.pi * (redges[1:] ** 2 - redges[:-1] ** 2)
-
-    def dens_at(p):
-        return ndimage.map_coordinates(bkg / pix ** 2, [(p[:, 1] + h) / pix - 0.5,
-                                                        (p[:, 0] + h) / pix - 0.5],
-                                       order=1, mode="nearest")     # counts / arcsec^2
-
-    n_pt = _radial_counts(pos_pt, ptree, redges)
-    n_ex = _radial_counts(pos_ext, ptree, redges)
-    b_pt0 = _annulus_background(bd_img, pix, h, pos_pt, redges)
-    b_ex0 = _annulus_background(bd_img, pix, h, pos_ext, redges)
-
-    shape = (ncand,) + tmpl.shape
-    r = np.arange(ncand)
-
-    def fit(extra_pt, extra_ex):
-        # every model at both positions; each family keeps its better position
-        res = []
-        for n_, b_ in ((n_pt, b_pt0 + extra_pt), (n_ex, b_ex0 + extra_ex)):
-            s_, ll_, fi_ = _fit_counts(np.broadcast_to(n_[:, None, :], shape),
-                                       np.broadcast_to(b_[:, None, :], shape),
-                                       np.broadcast_to(tmpl[None], shape))
-            res.append((s_, ll_, fi_))
-        (s_a, ll_a, fi_a), (s_b, ll_b, fi_b) = res
-        use_b_pt = ll_b[:, 0] > ll_a[:, 0]
-        kb_a = np.argmax(ll_a[:, 1:], axis=1)
-        kb_b = np.argmax(ll_b[:, 1:], axis=1)
-        use_b_ex = ll_b[r, 1 + kb_b] >= ll_a[r, 1 + kb_a]
-        kb = np.where(use_b_ex, kb_b, kb_a)
-        pick = lambda arr_a, arr_b, k, useb: np.where(useb, arr_b[r, k], arr_a[r, k])
-        return dict(s_pt=pick(s_a, s_b, 0, use_b_pt), ll_pt=pick(ll_a, ll_b, 0, use_b_pt),
-                    fi_pt=pick(fi_a, fi_b, 0, use_b_pt), pt_at_ext=use_b_pt,
-                    s_e=np.where(use_b_ex, s_b[r, 1 + kb_b], s_a[r, 1 + kb_a]),
-                    ll_e=np.where(use_b_ex, ll_b[r, 1 + kb_b], ll_a[r, 1 + kb_a]),
-                    fi_e=np.where(use_b_ex, fi_b[r, 1 + kb_b], fi_a[r, 1 + kb_a]),
-                    ext_at_ext=use_b_ex, kb=kb)
-
-    def positions(f):
-        p_pt = np.where(f["pt_at_ext"][:, None], pos_ext, pos_pt)
-        p_ex = np.where(f["ext_at_ext"][:, None], pos_ext, pos_pt)
-        return p_pt, p_ex
-
-    def models(f):
-        is_ext = f["ll_e"] > f["ll_pt"]
-        s = np.where(is_ext, f["s_e"], f["s_pt"])
-        a = np.where(is_ext, a_tot[1:][f["kb"]], rc_psf)
-        p_pt, p_ex = positions(f)
-        p = np.where(is_ext[:, None], p_ex, p_pt)
-        like = np.maximum(f["ll_pt"], f["ll_e"])
-        s = np.where(like > 2.0, s, 0.0)        # only reasonably significant sources
-        return p, s, a, like
-
-    zero = np.zeros_like(n_pt)
-    # pass 0: isolated fits; neighbours start as point sources (as eSASS starts from the
-    # point-like box-detection list), then two Jacobi passes in which every candidate
-    # is refitted with all the others' current models in its background.
-    f = fit(zero, zero)
-    p_pt0, _ = positions(f)
-    # every candidate is refitted in both passes, also with ``roi``: a neighbour left
-    # at its isolated fit (which takes in the photons of everything around it, often
-    # as a wide extended model) would absorb the photons of the sources it surrounds
-    rank = np.empty(ncand, int)
-    rank[np.argsort(-np.maximum(f["ll_pt"], f["ll_e"]))] = np.arange(ncand)
-    s_cur = np.where(f["ll_pt"] > 2.0, f["s_pt"], 0.0)
-    p_cur, a_cur = p_pt0, np.full(ncand, rc_psf)
-
-    def neighbour_fit(p, s, a):
-        """Every candidate fitted with the models (p, s, a) of the others added to its
-        background."""
-        ext = a > rc_psf * 1.001
-
-        def allowed(i, k):
-            # weaker extended neighbours are not subtracted: near a stronger source
-            # they are mostly its fragments (outskirts, substructure)
-            return (rank[k] < rank[i]) | ~ext[k]
-
-        return fit(_neighbour_model(pos_pt, p, s, a, redges, allowed=allowed),
-                   _neighbour_model(pos_ext, p, s, a, redges, allowed=allowed))
-
-    for _pass in range(2):
-        f = neighbour_fit(p_cur, s_cur, a_cur)
-        p_cur, s_cur, a_cur, like_cur = models(f)
-    # a third pass only for the extended candidates next to a stronger point source
-    redo = _extended_near_stronger_point(p_cur, s_cur, a_cur, like_cur, rc_psf,
-                                         config.det_ext_refit_radius)
-    if redo.any():
-        f3 = neighbour_fit(p_cur, s_cur, a_cur)
-        f = {key: np.where(redo.reshape((-1,) + (1,) * (np.ndim(v) - 1)), f3[key], v)
-             for key, v in f.items()}
-
-    ll_pt, ll_e = f["ll_pt"], f["ll_e"]
-    dl_pt = det_like_from_dc(2 * ll_pt, 3)
-    dl_ex = det_like_from_dc(2 * ll_e, 4)
-    is_ext = ll_e > ll_pt
-    ext_like = np.where(is_ext, ext_like_from_dc(2 * (ll_e - ll_pt)), 0.0)
-    det_like = np.where(is_ext, dl_ex, dl_pt)
-    cts = np.where(is_ext, f["s_e"], f["s_pt"])
-    cts_err = 1.0 / np.sqrt(np.maximum(np.where(is_ext, f["fi_e"], f["fi_pt"]), 1e-12))
-    p_pt, p_ex = positions(f)
-    pos = np.where(is_ext[:, None], p_ex, p_pt)
-    expo_v = exposure_fn(pos[:, 0], pos[:, 1]) * vignetting
-    ok = (det_like >= config.det_like_min) & (expo_v > 0)
-    out = {"x": pos[:, 0], "y": pos[:, 1], "DET_LIKE": det_like, "EXT_LIKE": ext_like,
-           "EXT": np.where(is_ext, ext_grid[f["kb"]], 0.0), "ML_CTS": cts, "ML_CTS_ERR": cts_err,
-           "ML_EXP": expo_v, "ML_BKG": dens_at(pos) * 3600.0,
-           "DET_LIKE_PNT": dl_pt, "DET_LIKE_EXT": dl_ex, "SCALE": cs.astype(int),
-           "OFFSET_PNT_EXT": np.hypot(*(p_pt - p_ex).T)}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["ML_RATE"] = np.where(expo_v > 0, cts / expo_v, 0.0)
-        out["ML_RATE_ERR"] = np.where(expo_v > 0, cts_err / expo_v, 0.0)
-    out = {k: v[ok] for k, v in out.items()}
-    out = _dedupe(out)
+    bd_img = bkg / config.pixel ** 2
+    pos_pt, pos_ext = _refine_positions(cpos, cs, ptree, x, y, bd_img, h, config)
+    fits = _SourceFits(pos_pt, pos_ext, ptree, bd_img, h, config)
+    f = fits.run(config)
+    if config.det_two_point:
+        f = _split_blends(fits, f, ptree, x, y, bd_img, h, config)
+    out = _dedupe(_catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config))
     for keep in (core, roi):
         if keep is not None and len(out["x"]):
             inside = np.asarray(keep(out["x"], out["y"]), bool)
             out = {k: v[inside] for k, v in out.items()}
     return out
-
-
-def _extended_near_stronger_point(p, s, a, like, rc_psf, radius):
-    """Which candidates get the third neighbour pass: the extended ones (core radius
-    ``a`` above the PSF's) with a stronger (``like``) point-like one within ``radius``
-    [arcsec]. Their fits are redone with every neighbour's second-pass model; all other
-    candidates keep their second-pass fits.
-
-    Why: in the first pass a bright point source is fitted with the isolated models of
-    the candidates around it subtracted, and those took many of its photons, so its
-    model is too faint; in the second pass the candidates around it are fitted against
-    that too-faint model and take its residual wings as extended emission ("ghosts").
-    Its second-pass model is about right, and fitting the extended candidates near it
-    once more against it removes most ghosts. Refitting *every* candidate again instead
-    continues the oscillation (four passes gave more extended AGN than two).
-    """
-    from scipy.spatial import cKDTree
-
-    redo = np.zeros(len(a), bool)
-    ext = a > rc_psf * 1.001
-    pt = ~ext & (s > 0)
-    if radius <= 0 or not ext.any() or not pt.any():
-        return redo
-    i, k, _ = _pairs(cKDTree(p), cKDTree(p[pt]), radius)
-    k = np.flatnonzero(pt)[k]
-    near = ext[i] & (like[k] > like[i])
-    redo[i[near]] = True
-    return redo
 
 
 def _dedupe(det, bkg_dens=None):
@@ -668,13 +447,16 @@ def _dedupe(det, bkg_dens=None):
         return det
     # radius out to which an extended source outshines the background
     s = det["ML_CTS"]
-    a = np.maximum(det["EXT"], 1.0) + 8.08
+    ext_fit = np.asarray(det.get("EXT_FIT", det["EXT"]), float)    # extent before the cap
+    a = np.maximum(ext_fit, 1.0) + 8.08
     b = np.maximum(det["ML_BKG"] / 3600.0, 1e-6)
     peak = s / (2 * np.pi * a ** 2 * b)
-    r_bright = np.where((det["EXT"] > 0) & (peak > 1), a * np.sqrt(np.maximum(peak, 1) ** (2 / 3) - 1), 0)
-    r_merge = np.where(det["EXT"] > 0, np.maximum(np.maximum(2.0 * det["EXT"], 40.0), r_bright), 15.0)
+    r_bright = np.where((ext_fit > 0) & (peak > 1),
+                        a * np.sqrt(np.maximum(peak, 1) ** (2 / 3) - 1), 0)
+    r_merge = np.where(ext_fit > 0, np.maximum(np.maximum(2.0 * ext_fit, 40.0), r_bright), 15.0)
     order = np.argsort(-det["DET_LIKE"])
-    x, y, ext = (np.asarray(det[c], float) for c in ("x", "y", "EXT"))
+    x, y = (np.asarray(det[c], float) for c in ("x", "y"))
+    ext = ext_fit
     keep = np.empty(n, int)
     m = 0
     for i in order:
@@ -692,7 +474,7 @@ def _dedupe(det, bkg_dens=None):
 
 
 def _empty():
-    names = ["x", "y", "DET_LIKE", "EXT_LIKE", "EXT", "ML_CTS", "ML_CTS_ERR", "ML_EXP",
+    names = ["x", "y", "DET_LIKE", "EXT_LIKE", "EXT", "EXT_FIT", "ML_CTS", "ML_CTS_ERR", "ML_EXP",
              "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT", "ML_RATE", "ML_RATE_ERR"]
     out = {k: np.zeros(0) for k in names}
     out["SCALE"] = np.zeros(0, int)

@@ -44,7 +44,8 @@ def generate_field_sky(area_deg2, seed, config=DEFAULT_CONFIG, center=(136.0, 1.
     t0 = time.perf_counter()
     r_halo, r_prop, r_agn, r_ph, r_bkg, r_expo, r_misc = _rngs(seed, 7)
     ra_range, dec_range = survey.field_box(area_deg2, center)
-    expo = instrument.ExposureMap(ra_range, dec_range, config, r_expo)
+    expo = instrument.ExposureMap(ra_range, dec_range, config, r_expo,
+                                  vignetting=survey.band_vignetting(config))
     lm, z = halos.sample_halos(r_halo, config, area_deg2)
     ra, dec = survey.uniform_in_box(r_halo, lm.size, ra_range, dec_range)
     cl = survey.make_clusters(r_prop, lm, z, config)
@@ -195,8 +196,8 @@ def _det_table(det, match):
     n = len(det["RA"])
     t = Table()
     t["ID_SRC"] = np.arange(1, n + 1, dtype=np.int32)
-    for k in ("RA", "DEC", "DET_LIKE", "EXT_LIKE", "EXT", "ML_RATE", "ML_RATE_ERR", "ML_CTS",
-              "ML_CTS_ERR", "ML_EXP", "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT"):
+    for k in ("RA", "DEC", "DET_LIKE", "EXT_LIKE", "EXT", "EXT_FIT", "ML_RATE", "ML_RATE_ERR",
+              "ML_CTS", "ML_CTS_ERR", "ML_EXP", "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT"):
         t[k] = np.asarray(det[k], np.float64 if k in ("RA", "DEC") else np.float32)
     if "STAMP" in det:
         t["STAMP"] = np.asarray(det["STAMP"], np.int32)

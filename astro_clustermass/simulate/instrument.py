@@ -15,8 +15,14 @@
   r_c + r_x: the detection uses this exact result.
 - Energy resolution: Gaussian, FWHM^2 = fwhm_0^2 + fwhm_e E (80 eV at 1.49 keV, 50 eV at
   low energy).
-- Exposure: unvignetted, mean 2.2 ks, with a large-scale Gaussian random modulation
-  (10% rms, ~1 deg correlation), scan stripes (5%), and a taper at the field edges.
+- Exposure (``exposure_model``): ``"efeds"`` (default): a smooth random field (~1 deg
+  correlation) whose one-point distribution is that of the real eFEDS exposure at the
+  cluster candidates (ML_EXP of Klein et al. 2022 over the survey-averaged band
+  vignetting, each candidate weighted by 1 / ML_EXP to undo the detection's preference
+  for deep regions; `efeds_exposure_distribution`): 0.8-2 ks vignetted with the real
+  spread, edges and deep overlaps included. ``"gaussian"`` (the model before 2026-12-06):
+  mean 2.2 ks unvignetted with a Gaussian modulation (10% rms), scan stripes (5%) and a
+  taper at the field edges.
 """
 
 from __future__ import annotations
@@ -77,6 +83,31 @@ def smear_energies(rng, e_true, config):
     return e_true + rng.standard_normal(np.shape(e_true)) * (fwhm / 2.3548)
 
 
+def efeds_exposure_distribution(vignetting):
+    """Unvignetted exposures [s] and their cumulative probability over the eFEDS area.
+
+    From the vignetted exposure ML_EXP at the 542 eFEDS cluster candidates (Klein et al.
+    2022; `astro_clustermass.simulate.realism.read_efeds_clusters`) divided by the
+    band ``vignetting`` of the simulation. The candidates sample the exposure map weighted
+    by the number of sources detectable there, about proportional to the exposure (cluster
+    counts N(>S) ~ S^-1 near the eFEDS flux limit), so each is weighted by 1 / ML_EXP to
+    give the distribution over the area.
+
+    Returns
+    -------
+    texp : array
+        Sorted unvignetted exposures [s].
+    cdf : array
+        Cumulative area fraction at each (mid-step).
+    """
+    from .realism import read_efeds_clusters
+
+    ml_exp = np.sort(np.asarray(read_efeds_clusters()["ML_EXP"], float))
+    w = 1.0 / ml_exp
+    cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return ml_exp / vignetting, cdf
+
+
 class ExposureMap:
     """Unvignetted exposure [s] over a rectangular field in (RA, Dec).
 
@@ -89,9 +120,13 @@ class ExposureMap:
         Field limits [deg].
     config : SimConfig
     rng : numpy Generator
+    vignetting : float, optional
+        Survey-averaged vignetting of the event band
+        (`astro_clustermass.simulate.survey.band_vignetting`); needed by the ``"efeds"``
+        exposure model, which turns the real vignetted exposures into unvignetted ones.
     """
 
-    def __init__(self, ra_range, dec_range, config, rng, grid_deg=1.0 / 30):
+    def __init__(self, ra_range, dec_range, config, rng, grid_deg=1.0 / 30, vignetting=None):
         from scipy.ndimage import gaussian_filter
 
         self.ra_range = tuple(map(float, ra_range))
@@ -108,6 +143,20 @@ class ExposureMap:
         pad = int(3 * sig)
         g = gaussian_filter(rng.standard_normal((ny + 2 * pad, nx + 2 * pad)), sig,
                             mode="wrap")[pad:pad + ny, pad:pad + nx]
+        if config.exposure_model == "efeds":
+            from scipy.special import ndtr
+
+            if vignetting is None:
+                raise ValueError("the 'efeds' exposure_model needs vignetting= (the band's "
+                                 "survey-averaged vignetting, survey.band_vignetting)")
+            texp, cdf = efeds_exposure_distribution(vignetting)
+            u = ndtr((g - g.mean()) / max(g.std(), 1e-12))
+            self.map = np.interp(u, cdf, texp)
+            self.shape = self.map.shape
+            return
+        if config.exposure_model != "gaussian":
+            raise ValueError(f"exposure_model must be 'efeds' or 'gaussian', not "
+                             f"{config.exposure_model!r}")
         g *= config.exposure_rms / max(g.std(), 1e-12)
         # scan stripes along RA (eFEDS was scanned in stripes of constant RA/Dec)
         phase = rng.random() * 2 * np.pi

@@ -41,7 +41,8 @@ TRUTH_UNITS = {"RA": u.deg, "DEC": u.deg, "M500c": u.Msun, "R500c_kpc": u.kpc,
                "FLUX": u.erg / u.s / u.cm ** 2, "FLUX_TOT": u.erg / u.s / u.cm ** 2,
                "CR_true": u.ct / u.s, "EXPOSURE": u.s, "Xoff_arcsec": u.arcsec,
                "pa": u.rad, "xoff_pa": u.rad, "RA_X": u.deg, "DEC_X": u.deg}
-DET_UNITS = {"RA": u.deg, "DEC": u.deg, "EXT": u.arcsec, "ML_CTS": u.ct, "ML_CTS_ERR": u.ct,
+DET_UNITS = {"RA": u.deg, "DEC": u.deg, "EXT": u.arcsec, "EXT_FIT": u.arcsec, "ML_CTS": u.ct,
+             "ML_CTS_ERR": u.ct,
              "ML_RATE": u.ct / u.s, "ML_RATE_ERR": u.ct / u.s, "ML_EXP": u.s,
              "ML_BKG": u.arcmin ** -2, "RADEC_ERR": u.arcsec}
 
@@ -180,15 +181,6 @@ class Realisation:
         if not tabs:
             return Table(names=("RA", "DEC", "PI"), dtype=("f8", "f8", "f4"))
         return vstack(tabs, metadata_conflicts="silent") if len(tabs) > 1 else tabs[0]
-
-    def iter_chunks(self):
-        """Yield (events Table, detections QTable) per event file (stamps chunks)."""
-        for f in self.event_files:
-            ev = Table.read(f, hdu="EVENTS")
-            tag = os.path.basename(f)[len("events"):-len(".fits")]
-            sel = self.detections["CHUNK_TAG"] == tag if "CHUNK_TAG" in self.detections.colnames \
-                else np.ones(len(self.detections), bool)
-            yield ev, self.detections[sel]
 
     def __getitem__(self, key):   # dict-style access for older callers
         return getattr(self, key)

@@ -88,7 +88,9 @@ def stamp_centres(n):
 
 def _reference_exposure(seed, config):
     ra_range, dec_range = survey.field_box(140.0)
-    return instrument.ExposureMap(ra_range, dec_range, config, _ss(seed, 3)), ra_range, dec_range
+    expo = instrument.ExposureMap(ra_range, dec_range, config, _ss(seed, 3),
+                                  vignetting=survey.band_vignetting(config))
+    return expo, ra_range, dec_range
 
 
 def _chunk_paths(outdir, k):

@@ -1,0 +1,222 @@
+#!/usr/bin/env python
+"""Why the simulated sky differs from the real eFEDS catalogue (docs/validation.rst, issue 21).
+
+Diagnostics behind "The simulated sky against the real eFEDS catalogue":
+
+1. ``rate``: the simulator's 0.2-2.3 keV count rate per unit rest-frame 0.5-2 keV flux
+   (its spectral tables: thermal spectrum, K-correction, Galactic absorption, ARF) against
+   the package's independent folding of the eFEDS ARF (`astro_clustermass.ecf`), per
+   redshift and temperature;
+2. ``fields DIR...``: on field realisations, per redshift bin, the selected clusters per
+   deg^2 (all, and with ML_RATE > 0.06 ct/s where the selection is nearly complete) and
+   their median EXT against the real catalogue; ML_RATE over the true on-axis rate of all
+   the emission (the ML fit's flux); L(< 500 kpc) / L(< R500) of the simulated profiles
+   (the aperture of Liu et al.'s luminosities); EXT over the true core radius for
+   clusters with and without a cool core, and the cool-core fraction of the selected;
+3. ``chiu DIR...``: the selected clusters per deg^2 and redshift bin if the halos had the
+   L_X of Chiu et al. (2022; A = 3.36e43 erg/s at 1.4e14 h^-1 Msun with h = 0.7, B = 1.44,
+   F = -0.07, E(z)^2, G = -0.51, z_p = 0.35) with their simulated residuals: the
+   simulation's own probability of selection per expected counts (30 log bins) and
+   redshift bin, applied to the expected counts scaled by the ratio of the luminosities
+   (an estimate that ignores the change of the extents);
+4. ``extent``: the detection's EXT on synthetic isolated beta = 2/3 clusters (200 photons,
+   core 15, 30, 50", flat eFEDS background; 8 patches each), with the neighbour-model
+   threshold ``det_model_min_dlnl`` at 2 (before 2026-12-06) and 5, and for the isolated
+   fit alone.
+
+Usage::
+
+    python benchmarks/realism_causes.py rate
+    python benchmarks/realism_causes.py fields /work/sim_output/i21/base_2101 ...
+    python benchmarks/realism_causes.py chiu /work/sim_output/i21/cal_a
+    python benchmarks/realism_causes.py extent
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+Z_BINS = ((0.0, 0.2), (0.2, 0.35), (0.35, 0.5), (0.5, 0.8), (0.8, 1.3))
+
+
+def rate_table():
+    from astro_clustermass import ecf
+    from astro_clustermass.simulate import spectra
+    from astro_clustermass.simulate.config import DEFAULT_CONFIG as C
+
+    tab = spectra._cluster_tables(C)
+    zs = (0.12, 0.275, 0.425, 0.6)
+    print("log10(counts/s per erg/s/cm^2), simulator / package ECF, z =", zs)
+    for kt in (1.5, 3.0, 5.0):
+        sim = [np.log10(float(tab.counts_per_flux(kt, z, "onaxis"))) for z in zs]
+        pkg = []
+        for z in zs:
+            e = ecf.ecf(z, kT=kt, nh=C.nh_gal)
+            pkg.append(-np.log10(float(np.asarray(getattr(e, "value", e)))))
+        print(f"  kT = {kt:3.1f} keV: " + "  ".join(f"{a:.3f}/{b:.3f}" for a, b in zip(sim, pkg)))
+
+
+def _v(tab, col):
+    return np.asarray(getattr(tab[col], "value", tab[col]), float)
+
+
+def fields(dirs):
+    from astro_clustermass.simulate import emission, read_realisation, realism
+    from astro_clustermass.simulate.config import SimConfig
+
+    real = realism.read_efeds_clusters()
+    secure = ~np.asarray(real["NOT_CLUSTER"], bool)
+    rz, rext, rrate = _v(real, "z"), _v(real, "EXT"), _v(real, "ML_RATE")
+    dets, area = [], 0.0
+    for d in dirs:
+        r = read_realisation(d)
+        dets.append(r.detections)
+        area += float(r.manifest["area_deg2"])
+        config = SimConfig.from_dict(r.manifest.get("config"))
+
+    def cat(col):
+        return np.concatenate([_v(d, col) for d in dets])
+
+    sel = np.concatenate([realism.selected(d) & np.asarray(d["MATCHED"], bool) for d in dets])
+    z, ext, rate = cat("z"), cat("EXT"), cat("ML_RATE")
+    cc = np.concatenate([np.asarray(d["cool_core"]).astype(bool) for d in dets])
+    props = {k: cat(k) for k in ("rc", "beta", "rc_cc", "f_cc")}
+    frac_r500 = emission.flux_fraction_r500(props, config)
+    rc_true = props["rc"] * cat("R500c_arcmin") * 60.0
+    x500 = 500.0 / cat("R500c_kpc")
+
+    def frac(x):
+        xt = config.r_trunc
+        return ((1 - props["f_cc"]) * emission.beta_cdf(x, props["rc"], props["beta"], xt)
+                + props["f_cc"] * emission.beta_cdf(x, props["rc_cc"], props["beta"], xt))
+
+    aperture = frac(x500) / frac(np.ones_like(x500))
+    fit_flux = rate / (cat("CR_true") / frac_r500)
+    print(f"{len(dirs)} field(s), {area:.0f} deg^2; real eFEDS 140 deg^2 (secure clusters)")
+    print("z bin       real: n/deg2 (ML_RATE>0.06) EXT | sim: n/deg2 (ML_RATE>0.06) EXT  "
+          "log ML_RATE/rate_true  log L500kpc/LR500  EXT/rc nonCC CC")
+    for lo, hi in Z_BINS:
+        b = secure & (rz >= lo) & (rz < hi)
+        s = sel & (z >= lo) & (z < hi)
+        if not s.any():
+            continue
+        with np.errstate(invalid="ignore"):
+            print(f"{lo:.2f}-{hi:.2f}  {b.sum() / 140:.2f} "
+                  f"({(b & (rrate > 0.06)).sum() / 140:.2f}) "
+                  f"{np.median(rext[b]):5.1f} | {s.sum() / area:.2f} "
+                  f"({(s & (rate > 0.06)).sum() / area:.2f}) {np.median(ext[s]):5.1f}  "
+                  f"{np.median(np.log10(fit_flux[s])):+.3f}  "
+                  f"{np.median(np.log10(aperture[s])):+.3f}"
+                  f"  {np.median(ext[s & ~cc] / rc_true[s & ~cc]):.2f} "
+                  f"{np.median(ext[s & cc] / rc_true[s & cc]) if (s & cc).any() else np.nan:.2f}")
+    print(f"cool-core fraction of the selected clusters: {cc[sel].mean():.2f} "
+          f"(input {config.cc_fraction})")
+    det = np.concatenate([np.asarray(d["MATCHED"], bool) & (_v(d, "DET_LIKE") > 5) for d in dets])
+    print("detected (DET_LIKE > 5) clusters that pass EXT_LIKE > 6, per z bin: " + ", ".join(
+        f"{(sel & (z >= lo) & (z < hi)).sum()}/{(det & (z >= lo) & (z < hi)).sum()}"
+        for lo, hi in Z_BINS))
+
+
+def chiu(dirs):
+    from astro_clustermass.simulate import read_realisation, realism
+    from astro_clustermass.simulate.config import SimConfig
+
+    zb = np.array([0.0, 0.2, 0.35, 0.5, 0.8, 1.3])
+    cb = np.geomspace(1, 1e4, 30)
+    rows = []
+    area = 0.0
+    for d in dirs:
+        r = read_realisation(d)
+        t, det = r.truth, r.detections
+        config = SimConfig.from_dict(r.manifest.get("config"))
+        area += float(r.manifest["area_deg2"])
+        sel = realism.selected(det) & np.asarray(det["MATCHED"], bool)
+        s = np.isin(np.asarray(t["HALO_ID"]), np.asarray(det["HALO_ID"])[sel])
+        m, z, lx, cnt, dl = (_v(t, c) for c in ("M500c", "z", "LX", "counts_exp", "dlogLX"))
+        ez = config.cosmology.efunc(z) / config.cosmology.efunc(0.35)
+        lnr = np.log((1 + z) / 1.35)
+        l_chiu = 3.36e43 * (m / 2e14) ** (1.44 - 0.07 * lnr) * ez ** 2 * np.exp(-0.51 * lnr)
+        rows.append((s, z, cnt, cnt * l_chiu * 10 ** dl / lx))
+    s, z, cnt, cnt_c = (np.concatenate([r[k] for r in rows]) for k in range(4))
+    iz = np.digitize(z, zb)
+    ic, ic2 = (np.clip(np.digitize(c, cb), 0, len(cb)) for c in (cnt, cnt_c))
+    prob = np.zeros((len(cb) + 1, len(zb) + 1))
+    for a in range(len(cb) + 1):
+        for b in range(len(zb) + 1):
+            k = (ic == a) & (iz == b)
+            if k.any():
+                prob[a, b] = s[k].mean()
+    print("selected clusters per deg^2: simulated / with Chiu et al.'s L_X (estimate)")
+    for b in range(1, len(zb)):
+        k = iz == b
+        print(f"  z {zb[b - 1]:.2f}-{zb[b]:.2f}: {s[k].sum() / area:.2f} / "
+              f"{prob[ic2, iz][k].sum() / area:.2f}")
+
+
+def extent(seed=5, n_patch=8):
+    from astro_clustermass.simulate import detect, emission, mlfit
+    from astro_clustermass.simulate.config import DEFAULT_CONFIG as C
+    from astro_clustermass.simulate.instrument import sample_psf_offsets
+
+    half = 900.0
+
+    def flat(x, y):
+        return np.full(np.shape(x), 2200.0)
+
+    def isolated_run(self, config):
+        f = self.isolated()
+        p, s, a, _ = self.models(f)
+        self.final_models = (p, s, a)
+        return f
+
+    variants = [("neighbour passes, det_model_min_dlnl = 2", {"det_model_min_dlnl": 2.0}, None),
+                ("neighbour passes, det_model_min_dlnl = 5", {}, None),
+                ("isolated fit only", {}, isolated_run)]
+    for label, kw, run in variants:
+        rng = np.random.default_rng(seed)
+        orig = mlfit._SourceFits.run
+        if run is not None:
+            mlfit._SourceFits.run = run
+        try:
+            out = []
+            for rc in (15.0, 30.0, 50.0):
+                ext = []
+                for _ in range(n_patch):
+                    nb = rng.poisson(0.0028 * 2200 * (2 * half / 60) ** 2)
+                    bx, by = rng.uniform(-half, half, nb), rng.uniform(-half, half, nb)
+                    r500 = rc / 0.2
+                    r = emission._beta_radii(rng, 200, rc / r500, 2 / 3, 2.0) * r500
+                    phi = rng.random(200) * 2 * np.pi
+                    px, py = sample_psf_offsets(rng, 200, C)
+                    x = np.r_[bx, r * np.cos(phi) + px]
+                    y = np.r_[by, r * np.sin(phi) + py]
+                    d = detect.detect_patch(x, y, half, flat,
+                                            C.replace(det_two_point=False, **kw), 0.53)
+                    dd = np.hypot(d["x"], d["y"])
+                    k = np.argmin(dd)
+                    ext.append(d["EXT_FIT"][k] if dd[k] < 30 else np.nan)
+                out.append(f"core {rc:.0f}\": {np.nanmedian(ext):.1f}")
+        finally:
+            mlfit._SourceFits.run = orig
+        print(f"median EXT of isolated clusters, {label}: " + ", ".join(out))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=("rate", "fields", "chiu", "extent"))
+    p.add_argument("dirs", nargs="*")
+    a = p.parse_args(argv)
+    if a.what == "rate":
+        rate_table()
+    elif a.what == "fields":
+        fields(a.dirs)
+    elif a.what == "chiu":
+        chiu(a.dirs)
+    else:
+        extent()
+
+
+if __name__ == "__main__":
+    main()
