@@ -18,7 +18,7 @@ from astropy.table import Table
 
 __all__ = [
     "ColumnSpec", "CANONICAL_COLUMNS", "CatalogView", "MissingColumnError",
-    "ColumnUnitError", "column_names", "find_column", "parse_selection", "selection_mask",
+    "ColumnUnitError", "column_names", "check_estimator_name", "MAX_ESTIMATOR_NAME", "find_column", "parse_selection", "selection_mask",
     "EFEDS_SELECTION", "EFEDS_HQ_SELECTION",
 ]
 
@@ -109,14 +109,40 @@ _specs = [
 CANONICAL_COLUMNS = {spec.name: spec for spec in _specs}
 
 
+#: Longest estimator name [characters]: its longest column, ``log10M500c_<name>_err``,
+#: must fit in a FITS column name (68 characters).
+MAX_ESTIMATOR_NAME = 68 - len("log10M500c__err")
+
+_ESTIMATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_estimator_name(name):
+    """Raise `ValueError` unless ``name`` can name an estimator's columns in every format.
+
+    An estimator name is ASCII letters, digits and ``_ . + -`` (starting with a letter or
+    digit), at most `MAX_ESTIMATOR_NAME` characters: FITS column names are ASCII and at
+    most 68 characters long.
+    """
+    if not isinstance(name, str) or not _ESTIMATOR_NAME.match(name):
+        raise ValueError(f"invalid estimator name {name!r}: use ASCII letters, digits and "
+                         "'_.+-', starting with a letter or digit")
+    if len(name) > MAX_ESTIMATOR_NAME:
+        raise ValueError(f"invalid estimator name {name[:20]!r}... ({len(name)} characters): "
+                         f"at most {MAX_ESTIMATOR_NAME}, so that its columns fit in FITS")
+    return name
+
+
 def column_names(estimator):
     """Output column names for the estimator called ``estimator``.
+
+    Raises `ValueError` for a name `check_estimator_name` refuses.
 
     Returns
     -------
     dict
         Keys ``mass, mass_lo, mass_hi, log10, log10_err, flag``.
     """
+    check_estimator_name(estimator)
     return {
         "mass": f"M500c_{estimator}",
         "mass_lo": f"M500c_{estimator}_lo",

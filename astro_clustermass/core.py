@@ -24,7 +24,7 @@ from . import __version__ as _package_version
 from .catalog import CatalogView, column_names
 
 __all__ = ["MassEstimate", "MassEstimator", "EstimatorSpec", "EstimatorError",
-           "write_mass_columns"]
+           "write_mass_columns", "fits_safe_text"]
 
 #: Standard-normal quantile of the 84th percentile, so that the 16/84th percentiles
 #: of a Gaussian in log10 M are mean -/+ ONE_SIGMA_QUANTILE * sigma.
@@ -202,10 +202,19 @@ class EstimatorSpec:
         if isinstance(factory, str):
             import importlib
 
+            from .guard import contained_call, plugin_import_timeout
+
             module, _, attr = factory.partition(":")
-            obj = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            try:
+                obj = contained_call(lambda: importlib.import_module(module),
+                                     f"importing module {module!r}", plugin_import_timeout())
+                for part in attr.split(".") if attr else ():
+                    obj = getattr(obj, part)
+            except Exception as exc:
+                raise EstimatorError(
+                    f"estimator {self.name!r} from {self.package or 'unknown package'}: its "
+                    f"factory {factory!r} cannot be loaded: {type(exc).__name__}: {exc}"
+                ) from exc
             factory = obj
         return factory
 
@@ -388,11 +397,33 @@ def write_mass_columns(table, estimate: MassEstimate, copy=True):
         else:
             out[names[key]] = MaskedColumn(q.value, unit=q.unit, mask=mask)
         out[names[key]].info.description = _DESCRIPTIONS[key]
-    out[names["flag"]] = np.asarray(estimate.reason, dtype=str)
+    out[names["flag"]] = fits_safe_text(estimate.reason)
     out[names["flag"]].info.description = _DESCRIPTIONS["flag"]
     provenance = out.meta.setdefault("astro_clustermass", {})
     provenance[estimate.estimator] = dict(estimate.meta)
     return out
+
+
+def fits_safe_text(texts):
+    """Strings as printable ASCII, which every table format (FITS included) can store.
+
+    Accented letters lose their accents (``é`` -> ``e``), other non-ASCII characters
+    become ``\\uXXXX`` escapes and control characters (newlines, tabs) spaces, so a
+    plugin's reason in any language cannot make an output file unwritable.
+    """
+    texts = np.asarray(texts, dtype=str)
+    if texts.size == 0 or all(t.isascii() and t.isprintable() for t in texts.tolist()):
+        return texts
+    return np.array([_ascii(t) for t in texts.tolist()], dtype=str)
+
+
+def _ascii(text):
+    import unicodedata
+
+    text = "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c))
+    text = "".join(" " if c.isascii() and not c.isprintable() else c for c in text)
+    return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 _DESCRIPTIONS = {

@@ -44,3 +44,226 @@ def test_unreadable_catalogue_is_one_line(tmp_path, capsys):
     rc = cli_main(["estimate", str(src), "-o", str(tmp_path / "out.fits")])
     err = capsys.readouterr().err
     assert rc == 1 and len(_lines(err)) == 1 and "catalog.dat" in err, err
+
+
+# -- a broken plugin never stops the others ---------------------------------------------------
+GOOD_PLUGIN = """
+import numpy as np
+from astro_clustermass import EstimatorSpec, MassEstimator, hookimpl
+
+class Good(MassEstimator):
+    name = {name!r}
+    inputs = ("z",)
+    def _estimate(self, catalog):
+        n = len(catalog)
+        return np.full(n, 14.0), np.full(n, 0.2), np.ones(n, bool), np.full(n, {reason!r})
+
+@hookimpl
+def astro_clustermass_estimators():
+    return [EstimatorSpec({name!r}, {factory}, {inputs!r}, "test plugin")]
+"""
+
+
+def _install(plugin_env, name, prelude="", reason="", factory="Good", inputs=("z",),
+             body=""):
+    module = "acm_testplug_" + "".join(c if c.isalnum() else "_" for c in name)[:40]
+    source = prelude + GOOD_PLUGIN.format(name=name, reason=reason, factory=factory,
+                                          inputs=inputs) + body
+    plugin_env(f"acm-testplug-{module[13:]}", {f"{module}.py": source},
+               {name if name.isascii() else "odd": module})
+    return module
+
+
+@pytest.fixture
+def use_registry(monkeypatch):
+    def use(registry):
+        monkeypatch.setattr("astro_clustermass.api.default_registry", lambda: registry)
+        monkeypatch.setattr("astro_clustermass.registry.default_registry",
+                            lambda refresh=False: registry)
+        return registry
+    return use
+
+
+@pytest.mark.parametrize("prelude, word", [
+    ("import sys\nsys.exit(3)\n", "SystemExit"),
+    ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+    ("import time\ntime.sleep(3600)\n", "did not finish within 1 s"),
+])
+def test_plugin_escaping_or_hanging_at_import(plugin_env, use_registry, monkeypatch, prelude,
+                                              word):
+    import time
+
+    monkeypatch.setenv("ASTRO_CLUSTERMASS_PLUGIN_TIMEOUT", "1")
+    _install(plugin_env, "evil", prelude=prelude)
+    _install(plugin_env, "fine")
+    start = time.monotonic()
+    registry = use_registry(plugin_env.registry())
+    assert time.monotonic() - start < 10
+    assert registry.names == ["fine"]
+    record = next(p for p in registry.plugins if p.name == "evil")
+    assert record.status == "error" and word in record.error, record.error
+    out = acm.add_mass_columns(QTable({"z": [0.1, 0.2]}))
+    assert not out["M500c_fine"].mask.any()
+
+
+@pytest.mark.parametrize("name, word", [("x" * 72, "72 characters"), ("masse-\u00e9", "ASCII")])
+def test_plugin_with_unusable_name_is_refused(plugin_env, use_registry, name, word):
+    _install(plugin_env, name)
+    _install(plugin_env, "fine")
+    registry = use_registry(plugin_env.registry())
+    assert registry.names == ["fine"]
+    assert any(word in p.error for p in registry.plugins if p.status == "error")
+
+
+def test_broken_factory_module(plugin_env, use_registry, tmp_path, capsys):
+    _install(plugin_env, "broken", factory='"acm_no_such_module:Thing"')
+    _install(plugin_env, "fine")
+    use_registry(plugin_env.registry())
+    table = QTable({"z": [0.1, 0.2]})
+    out = acm.add_mass_columns(table, estimators=["broken", "fine"])
+    assert out["M500c_broken"].mask.all() and not out["M500c_fine"].mask.any()
+    assert "acm_no_such_module" in out["M500c_broken_flag"][0]
+    with pytest.raises(acm.EstimatorError, match="broken.*acm_no_such_module"):
+        acm.add_mass_columns(table, estimators=["broken"], on_error="raise")
+    # through the command: only the broken estimator asked for -> one line, exit 1
+    src = _catalog_file(tmp_path / "in.fits")
+    rc = cli_main(["estimate", str(src), "-o", str(tmp_path / "o.fits"), "-e", "broken"])
+    err = capsys.readouterr().err
+    assert rc == 1 and len(_lines(err)) == 1 and "broken" in err, err
+    assert not (tmp_path / "o.fits").exists()
+
+
+def test_system_exit_inside_estimate_masks_its_rows(plugin_env, use_registry):
+    _install(plugin_env, "quitter", body="""
+def _quit(self, catalog):
+    raise SystemExit(4)
+Good._estimate = _quit
+""")
+    _install(plugin_env, "fine")
+    use_registry(plugin_env.registry())
+    table = QTable({"z": [0.1, 0.2]})
+    for timeout in (None, 20):
+        out = acm.add_mass_columns(table, estimators=["quitter", "fine"], timeout=timeout)
+        assert out["M500c_quitter"].mask.all() and "SystemExit" in out["M500c_quitter_flag"][0]
+        assert not out["M500c_fine"].mask.any()
+
+
+def test_non_ascii_reason_and_fits_output(plugin_env, use_registry, tmp_path):
+    _install(plugin_env, "accents", reason="masse estim\u00e9e hors \u00e9talonnage \u2013 \u4e2d")
+    use_registry(plugin_env.registry())
+    src = _catalog_file(tmp_path / "in.fits")
+    out = tmp_path / "out.fits"
+    assert cli_main(["estimate", str(src), "-o", str(out), "-e", "accents"]) == 0
+    flags = list(QTable.read(out)["M500c_accents_flag"])
+    assert flags[0].startswith("masse estimee hors etalonnage ") and "\\u4e2d" in flags[0]
+
+
+def test_default_run_survives_plugins_reading_more_than_they_declare(plugin_env,
+                                                                     use_registry):
+    # reads a non-canonical column that is not there
+    _install(plugin_env, "reader", body="""
+def _read(self, catalog):
+    catalog.column("SHEAR_PROFILE")
+Good._estimate = _read
+""")
+    # its spec says ("z",), its class needs T too
+    _install(plugin_env, "liar", body="""
+Good.inputs = ("z", "T")
+""")
+    _install(plugin_env, "fine")
+    use_registry(plugin_env.registry())
+    out = acm.add_mass_columns(QTable({"z": [0.1, 0.2]}))
+    assert not out["M500c_fine"].mask.any()
+    assert out["M500c_reader"].mask.all() and "SHEAR_PROFILE" in out["M500c_reader_flag"][0]
+    assert out["M500c_liar"].mask.all() and "T" in out["M500c_liar_flag"][0]
+    # asked for by name, the missing column is the caller's error
+    with pytest.raises(acm.catalog.MissingColumnError, match="T"):
+        acm.add_mass_columns(QTable({"z": [0.1, 0.2]}), estimators=["liar"])
+
+
+def test_images_without_estimators_ignores_broken_plugins(plugin_env, use_registry, tmp_path):
+    from astro_clustermass.cli.estimate import _with_images
+
+    _install(plugin_env, "broken", factory='"acm_no_such_module:Thing"')
+    _install(plugin_env, "lx-chiu22")  # a built-in's name, registered twice
+    plugin_env("acm-testplug-again", {"acm_testplug_again.py": GOOD_PLUGIN.format(
+        name="lx-chiu22", reason="", factory="Good", inputs=("z",))},
+        {"again": "acm_testplug_again"})
+    _install(plugin_env, "imager", body="""
+class Imager(Good):
+    name = "imager"
+    def __init__(self, images=None):
+        self.images = images
+_spec = astro_clustermass_estimators
+def astro_clustermass_estimators():
+    return [EstimatorSpec("imager", Imager, ("z",))]
+astro_clustermass_estimators = hookimpl(astro_clustermass_estimators)
+""")
+    registry = use_registry(plugin_env.registry())
+    chosen = _with_images(QTable({"z": [0.1]}), None, "stack.h5", None)
+    built = [e for e in chosen if not isinstance(e, str)]
+    assert [e.name for e in built] == ["imager"] and built[0].images == "stack.h5"
+    assert "lx-chiu22" not in [getattr(e, "name", e) for e in chosen]
+    assert "lx-chiu22" in registry.names  # unusable (twice), and not in the way
+
+
+def test_cli_exits_non_zero_when_every_estimator_failed(plugin_env, use_registry, tmp_path,
+                                                        capsys):
+    _install(plugin_env, "crash", body="""
+def _crash(self, catalog):
+    raise RuntimeError("out of cheese")
+Good._estimate = _crash
+""")
+    _install(plugin_env, "fine")
+    use_registry(plugin_env.registry())
+    src = _catalog_file(tmp_path / "in.fits")
+    out = tmp_path / "o.fits"
+    assert cli_main(["estimate", str(src), "-o", str(out), "-e", "crash"]) == 1
+    err = capsys.readouterr().err
+    assert len(_lines(err)) == 1 and "crash" in err and "out of cheese" in err, err
+    assert not out.exists()
+    # one of two failing is still a success (its rows are masked with the reason)
+    assert cli_main(["estimate", str(src), "-o", str(out), "-e", "crash", "-e", "fine"]) == 0
+
+
+# -- inputs never modified ------------------------------------------------------------------------
+MUTATOR = """
+def _estimate_override(self, table, column_map=None):
+    try:
+        table["z"][:] = 5.0
+    except ValueError:
+        pass
+    table["z"] = [9.0] * len(table)
+    table.meta["touched"] = True
+    raise RuntimeError("I changed your table")
+Good.estimate = _estimate_override
+"""
+
+
+def test_plugins_cannot_change_the_callers_table(plugin_env, use_registry):
+    _install(plugin_env, "mutator", body=MUTATOR)
+    _install(plugin_env, "fine")
+    use_registry(plugin_env.registry())
+    for cls in (Table, QTable):
+        table = cls({"z": [0.1, 0.2]})
+        table.meta["origin"] = "user"
+        for copy in (True, False):
+            out = acm.add_mass_columns(table, estimators=["mutator", "lx-chiu22", "fine"]
+                                       if False else ["mutator", "fine"], copy=copy)
+            assert list(table["z"]) == [0.1, 0.2] and "touched" not in table.meta
+            assert out["M500c_mutator"].mask.all()
+            assert not out["M500c_fine"].mask.any()
+            for name in [c for c in table.colnames if c != "z"]:
+                del table[name]
+            table.meta.pop("astro_clustermass", None)
+
+
+def test_copy_false_failure_leaves_the_table_as_it_was(plugin_env, use_registry):
+    _install(plugin_env, "first")
+    _install(plugin_env, "second")
+    use_registry(plugin_env.registry())
+    table = QTable({"z": [0.1, 0.2], "M500c_second_flag": ["taken", "taken"]})
+    names = list(table.colnames)
+    with pytest.raises(acm.EstimatorError, match="M500c_second_flag"):
+        acm.add_mass_columns(table, estimators=["first", "second"], copy=False)
+    assert table.colnames == names and "astro_clustermass" not in table.meta

@@ -30,7 +30,7 @@ def add_arguments(parser):
                         help="eSASS band suffix whose ML_RATE is the count rate (repeatable: summed)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="time limit per estimator, seconds (each then runs in its own "
-                             "process)")
+                             "process; one that runs out of time is masked)")
     parser.add_argument("--on-error", choices=("mask", "raise"), default="mask",
                         help="when an estimator fails: mask its columns (default) or stop")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -39,9 +39,10 @@ def add_arguments(parser):
 def run(args):
     """Run ``astro-clustermass estimate``; returns the exit status."""
     from ..api import add_mass_columns
-    from ..esass import read_catalog, write_table
+    from ..esass import check_writable, read_catalog, write_table
 
     column_map = parse_column_map(args.column_map)
+    check_writable(args.output, overwrite=args.overwrite)  # before any work, not after
     table = read_catalog(args.catalog, rate_band=args.rate_band)
     estimators = args.estimators
     if args.images:
@@ -49,10 +50,21 @@ def run(args):
     events = expand_paths(args.events) if args.events else None
     out = add_mass_columns(table, estimators=estimators, column_map=column_map,
                            on_error=args.on_error, events=events, timeout=args.timeout)
+    all_failed(out)
     write_table(out, args.output, overwrite=args.overwrite)
     added = [c for c in out.colnames if c not in table.colnames]
     print(f"wrote {len(out)} rows with {len(added)} new columns to {args.output}")
     return 0
+
+
+def all_failed(table):
+    """`RuntimeError` naming every estimator if every estimator of ``table`` failed."""
+    provenance = table.meta.get("astro_clustermass", {})
+    errors = {name: info.get("error") for name, info in provenance.items()
+              if isinstance(info, dict)}
+    if errors and all(errors.values()):
+        raise RuntimeError("every estimator failed, nothing written: " + "; ".join(
+            f"{name}: {error}" for name, error in errors.items()))
 
 
 def _with_images(table, names, images, column_map):
@@ -64,7 +76,8 @@ def _with_images(table, names, images, column_map):
     if names is None:  # every estimator that can run, plus those that read images
         auto = [e.name for e in resolve_estimators(None, table, column_map)]
         names = auto + [n for n in registry.names
-                        if n not in auto and registry.spec(n).accepts("images")]
+                        if n not in auto and registry.takes(n, "images")]
+    # Named ones are the user's: their errors (unknown, duplicate) are raised.
     takers = [n for n in names if registry.spec(n).accepts("images")]
     if not takers:
         raise ValueError(f"--images: none of the estimators {names} reads energy-band images")
