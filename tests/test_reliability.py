@@ -248,8 +248,7 @@ def test_plugins_cannot_change_the_callers_table(plugin_env, use_registry):
         table = cls({"z": [0.1, 0.2]})
         table.meta["origin"] = "user"
         for copy in (True, False):
-            out = acm.add_mass_columns(table, estimators=["mutator", "lx-chiu22", "fine"]
-                                       if False else ["mutator", "fine"], copy=copy)
+            out = acm.add_mass_columns(table, estimators=["mutator", "fine"], copy=copy)
             assert list(table["z"]) == [0.1, 0.2] and "touched" not in table.meta
             assert out["M500c_mutator"].mask.all()
             assert not out["M500c_fine"].mask.any()

@@ -7,7 +7,8 @@ Example::
 
 from __future__ import annotations
 
-from ._common import add_column_map_argument, expand_paths, parse_column_map
+from ._common import (add_column_map_argument, all_failed, expand_paths, parse_column_map,
+                      positive)
 
 __all__ = ["add_arguments", "run"]
 
@@ -28,7 +29,7 @@ def add_arguments(parser):
                              "them (cnn-ensemble)")
     parser.add_argument("--rate-band", type=int, action="append",
                         help="eSASS band suffix whose ML_RATE is the count rate (repeatable: summed)")
-    parser.add_argument("--timeout", type=float, default=None,
+    parser.add_argument("--timeout", type=positive(float), default=None,
                         help="time limit per estimator, seconds (each then runs in its own "
                              "process; one that runs out of time is masked)")
     parser.add_argument("--on-error", choices=("mask", "raise"), default="mask",
@@ -55,16 +56,6 @@ def run(args):
     added = [c for c in out.colnames if c not in table.colnames]
     print(f"wrote {len(out)} rows with {len(added)} new columns to {args.output}")
     return 0
-
-
-def all_failed(table):
-    """`RuntimeError` naming every estimator if every estimator of ``table`` failed."""
-    provenance = table.meta.get("astro_clustermass", {})
-    errors = {name: info.get("error") for name, info in provenance.items()
-              if isinstance(info, dict)}
-    if errors and all(errors.values()):
-        raise RuntimeError("every estimator failed, nothing written: " + "; ".join(
-            f"{name}: {error}" for name, error in errors.items()))
 
 
 def _with_images(table, names, images, column_map):
