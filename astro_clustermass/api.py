@@ -323,16 +323,16 @@ def add_mass_columns(table, estimators=None, column_map=None, copy=True, on_erro
     results = estimate_masses(table, estimators, column_map, on_error, events, timeout)
     if copy:
         out = table.copy(copy_data=True)
-        for estimate in results.values():
-            write_mass_columns(out, estimate, copy=False)
+        for name in list(results):  # each result is let go once written (memory)
+            write_mass_columns(out, results.pop(name), copy=False)
         return out
     # Build every column on a shallow copy first; only then touch the caller's table.
     staged = table.copy(copy_data=False)
     staged.meta = {}
-    for estimate in results.values():
-        write_mass_columns(staged, estimate, copy=False)
+    for name in list(results):
+        write_mass_columns(staged, results.pop(name), copy=False)
     table.add_columns([staged[name] for name in staged.colnames
                        if name not in table.colnames])
-    if results:
+    if "astro_clustermass" in staged.meta:
         table.meta.setdefault("astro_clustermass", {}).update(staged.meta["astro_clustermass"])
     return table

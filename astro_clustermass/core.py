@@ -73,7 +73,7 @@ class MassEstimate:
         mu = np.array(self.log10_mass, dtype=float)
         sig = np.array(self.log10_mass_err, dtype=float)
         valid = np.array(self.valid, dtype=bool)
-        reason = np.array(self.reason, dtype=str)
+        reason = _taken(self.reason)
         shapes = {a.shape for a in (mu, sig, valid, reason)}
         if len(shapes) != 1 or mu.ndim != 1:
             raise EstimatorError(
@@ -314,7 +314,16 @@ class MassEstimator(abc.ABC):
                     f"catalogue of {len(view)} rows"
                 )
         valid = valid.astype(bool) & view.row_valid
-        reason = np.where(view.row_valid, reason.astype(str), view.row_reason)
+        # One private copy of the reasons, with the rows' input reasons merged in, handed
+        # to MassEstimate as it is (a 1e6-row str array is hundreds of MB: no second copy).
+        width = max(reason.dtype.itemsize // 4 if reason.dtype.kind == "U" else 1,
+                    view.row_reason.dtype.itemsize // 4, 1)
+        reason = reason.astype(f"<U{width}") if reason.size else reason.astype(str)
+        bad = ~view.row_valid
+        if bad.any():
+            reason[bad] = view.row_reason[bad]
+        reason.setflags(write=False)
+        del result
         return MassEstimate(self.name, mu, sig, valid, reason, meta=self.provenance())
 
     def provenance(self) -> dict:
@@ -351,6 +360,15 @@ class MassEstimator(abc.ABC):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} inputs={self.inputs}>"
+
+
+def _taken(reason):
+    """``reason`` as a frozen str array: a read-only str array that owns its memory is
+    taken as it is (nobody can change it), anything else is copied."""
+    arr = np.asarray(reason)
+    if arr.dtype.kind == "U" and not arr.flags.writeable and arr.flags.owndata:
+        return arr
+    return np.array(reason, dtype=str)
 
 
 def _cosmology_dict(cosmo):
@@ -397,7 +415,9 @@ def write_mass_columns(table, estimate: MassEstimate, copy=True):
         else:
             out[names[key]] = MaskedColumn(q.value, unit=q.unit, mask=mask)
         out[names[key]].info.description = _DESCRIPTIONS[key]
-    out[names["flag"]] = fits_safe_text(estimate.reason)
+    # Printable ASCII, stored as bytes (a quarter of the memory of str; astropy gives
+    # str back for every element, and FITS stores bytes anyway).
+    out[names["flag"]] = np.char.encode(fits_safe_text(estimate.reason), "ascii")
     out[names["flag"]].info.description = _DESCRIPTIONS["flag"]
     provenance = out.meta.setdefault("astro_clustermass", {})
     provenance[estimate.estimator] = dict(estimate.meta)

@@ -266,3 +266,88 @@ def test_copy_false_failure_leaves_the_table_as_it_was(plugin_env, use_registry)
     with pytest.raises(acm.EstimatorError, match="M500c_second_flag"):
         acm.add_mass_columns(table, estimators=["first", "second"], copy=False)
     assert table.colnames == names and "astro_clustermass" not in table.meta
+
+
+# -- per-row reasons ---------------------------------------------------------------------------
+def _event_file(path, pi_unit="eV", pi_scale=1.0, ra_2d=False, n=400):
+    from astropy.io import fits
+
+    rng = np.random.default_rng(0)
+    ra = 150 + rng.normal(0, 0.05, n)
+    cols = [fits.Column("TIME", "D", unit="s", array=rng.uniform(0, 1e3, n)),
+            fits.Column("RA", "2D" if ra_2d else "D", unit="deg",
+                        array=np.stack([ra, ra], axis=1) if ra_2d else ra),
+            fits.Column("DEC", "D", unit="deg", array=2 + rng.normal(0, 0.05, n)),
+            fits.Column("PI", "E", unit=pi_unit, array=rng.uniform(200, 2300, n) * pi_scale)]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="EVENTS")]
+                 ).writeto(path)
+    return path
+
+
+def test_one_bad_declination_masks_only_its_row_for_the_cnn(tmp_path):
+    pytest.importorskip("torch")
+    events = _event_file(tmp_path / "ev.fits")
+    table = QTable({"RA": [150.0, 150.02, 150.0] * u.deg, "DEC": [2.0, 2.01, 95.0] * u.deg,
+                    "z": [0.2, 0.4, 0.3]})
+    out = acm.add_mass_columns(table, estimators=["cnn-ensemble"], events=[str(events)])
+    assert list(out["M500c_cnn-ensemble"].mask) == [False, False, True]
+    assert "DEC=95" in out["M500c_cnn-ensemble_flag"][2]
+
+
+@pytest.mark.parametrize("unit", ["h70^-2 erg/s", "erg/s/bogus_unit"])
+def test_unreadable_unit_strings_name_the_column(tmp_path, capsys, unit):
+    table = Table({"z": [0.1, 0.2], "LX_500": [1e43, 1e44]})
+    table["LX_500"].unit = u.Unit(unit, parse_strict="silent")
+    with pytest.raises(acm.catalog.ColumnUnitError, match="LX_500"):
+        acm.add_mass_columns(table, estimators="lx-chiu22")
+    path = tmp_path / "in.fits"
+    table.write(path)
+    rc = cli_main(["estimate", str(path), "-o", str(tmp_path / "o.fits"), "-e", "lx-chiu22"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "LX_500" in err and len(_lines(err)) == 1, err
+
+
+@pytest.mark.parametrize("values, word", [([0.5, 2.0], "1e44"), ([43.1, 44.2], "log10")])
+def test_luminosity_in_other_units_without_a_unit_is_masked(values, word):
+    out = acm.add_mass_columns(Table({"z": [0.1, 0.2], "LX": values}), estimators="lx-chiu22")
+    assert out["M500c_lx-chiu22"].mask.all()
+    flags = list(out["M500c_lx-chiu22_flag"])
+    assert all("LX" in f and "plausible range [1e+38, 1e+48]" in f and word in f
+               for f in flags), flags
+
+
+def test_temperature_in_kelvin_without_unit_is_masked():
+    from astro_clustermass.catalog import CatalogView
+
+    view = CatalogView(Table({"T": [5e7, 4.0]}), required=("T",))
+    assert list(view.row_valid) == [False, True] and "in K" in view.row_reason[0]
+
+
+def test_event_file_with_a_2d_ra_column_names_file_and_column(tmp_path):
+    from astro_clustermass.io.events import EventList
+
+    path = _event_file(tmp_path / "ev2d.fits", ra_2d=True)
+    with pytest.raises(ValueError, match="ev2d.fits.*RA.*shape"):
+        EventList.read(path)
+
+
+def test_event_energies_in_kev_without_a_unit_are_named(tmp_path):
+    from astro_clustermass.io.events import EventList
+
+    path = _event_file(tmp_path / "evkev.fits", pi_unit=None, pi_scale=1e-3)
+    with pytest.raises(ValueError, match="evkev.fits.*look like keV"):
+        EventList.read(path)
+    # with its unit, keV is fine
+    ev = EventList.read(_event_file(tmp_path / "evkev2.fits", pi_unit="keV", pi_scale=1e-3))
+    assert len(ev) == 400
+
+
+def test_catalogue_ra_is_wrapped_like_the_events():
+    out = acm.add_mass_columns(Table({"z": [0.1, 0.2], "LX": [1e43, 1e44],
+                                      "RA": [-10.0, 370.0], "DEC": [0.0, 0.0]}),
+                               estimators="lx-chiu22")
+    from astro_clustermass.catalog import CatalogView
+
+    view = CatalogView(Table({"RA": [-10.0, 370.0]}), required=("RA",))
+    assert list(view["RA"].value) == [350.0, 10.0] and view.row_valid.all()
+    assert not out["M500c_lx-chiu22"].mask.any()
