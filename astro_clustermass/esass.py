@@ -160,7 +160,9 @@ def read_catalog(path, hdu=None, rate_band=None, qtable=True):
     """
     path = Path(path)
     if not path.exists():
-        raise CatalogReadError(f"catalogue file {str(path)!r} does not exist")
+        from .io.atomic import _describe
+
+        raise CatalogReadError(f"catalogue file {str(path)!r} {_describe(path)}")
     if path.stat().st_size == 0:
         raise CatalogReadError(f"catalogue file {str(path)!r} is empty")
     layout, bands = None, {}

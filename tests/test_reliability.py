@@ -351,3 +351,45 @@ def test_catalogue_ra_is_wrapped_like_the_events():
     view = CatalogView(Table({"RA": [-10.0, 370.0]}), required=("RA",))
     assert list(view["RA"].value) == [350.0, 10.0] and view.row_valid.all()
     assert not out["M500c_lx-chiu22"].mask.any()
+
+
+# -- weights, stacks, catalogue paths -----------------------------------------------------------
+def test_manifest_without_checksums_is_refused(tmp_path):
+    pytest.importorskip("torch")
+    import shutil
+
+    import yaml
+
+    from astro_clustermass.cnn.io import ManifestError, load_members
+
+    src = acm.cnn.io.__file__.rsplit("/", 1)[0] + "/../data/cnn/default"
+    ens = tmp_path / "ens"
+    shutil.copytree(src, ens)
+    manifest = yaml.safe_load((ens / "manifest.yaml").read_text())
+    for member in manifest["members"]:
+        member.pop("sha256", None)
+    (ens / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    with pytest.raises(ManifestError, match="no sha256"):
+        load_members(str(ens))
+
+
+def test_ebi_stack_with_a_python_tag_is_one_line_naming_the_file(tmp_path, capsys):
+    h5py = pytest.importorskip("h5py")
+    stack = tmp_path / "evil.h5"
+    with h5py.File(stack, "w") as f:
+        f["ebi"] = np.zeros((2, 50, 50, 10), np.float32)
+        f.attrs["ebi_parameters"] = "!!python/object/apply:os.system ['echo pwned']"
+    src = _catalog_file(tmp_path / "in.fits", z=[0.1, 0.2], RA=[1.0, 2.0] * u.deg,
+                        DEC=[0.0, 0.0] * u.deg)
+    rc = cli_main(["estimate", str(src), "--images", str(stack), "-e", "cnn-ensemble", "-o",
+                   str(tmp_path / "o.fits")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "evil.h5" in err and len(_lines(err)) == 1, err
+    assert "pwned" not in capsys.readouterr().out
+
+
+def test_catalogue_symlink_loop_is_called_a_loop(tmp_path, capsys):
+    loop = tmp_path / "cat.fits"
+    loop.symlink_to(loop)
+    with pytest.raises(OSError, match="symbolic link loop"):
+        acm.esass.read_catalog(loop)
