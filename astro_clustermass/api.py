@@ -8,7 +8,12 @@ import logging
 import numpy as np
 from astropy.table import Table
 
-from .catalog import ColumnUnitError, MissingColumnError, check_estimator_name, find_column
+from .catalog import (
+    ColumnUnitError,
+    MissingColumnError,
+    check_estimator_name,
+    find_column,
+)
 from .core import EstimatorError, MassEstimate, MassEstimator, write_mass_columns
 from .registry import default_registry
 

@@ -273,9 +273,10 @@ def check_result(table, plan, estimator_name, out, required):
             clean[i] = False
     # ... except where a huge value in another column (an optional error of 1e300)
     # leaves no usable constraint: masked, and the flag says so.
-    huge = np.array([any(info.get("rows", {}).get(i) == "huge"
-                         for info in plan["columns"].values()) for i in range(len(out))],
-                    dtype=bool)
+    # (an integer column stores +-inf as +-1e9: as huge for an error column)
+    huge = np.array([any(info.get("rows", {}).get(i) == "huge" or (
+        info.get("kind") == "int" and info.get("rows", {}).get(i) in ("inf", "-inf"))
+        for info in plan["columns"].values()) for i in range(len(out))], dtype=bool)
     unusable = clean & ~valid & huge
     assert all(f.startswith("no usable estimate") for f in flags[unusable]), flags[unusable]
     assert np.all(valid[clean & ~unusable]), flags[clean & ~valid]

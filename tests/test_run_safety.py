@@ -106,7 +106,9 @@ def test_workers_die_with_a_killed_driver(tmp_path):
     workers = [int(p.name) for p in pid_dir.iterdir()]
     assert proc.pid not in workers
     assert _wait_for(lambda: not any(pid_alive(w) for w in workers), 10), workers
-    tiles = lambda: sorted(str(p) for p in (tmp_path / "out.fits.tiles").rglob("tile_*"))  # noqa: E731
+    def tiles():
+        return sorted(str(p) for p in (tmp_path / "out.fits.tiles").rglob("tile_*"))
+
     before = tiles()
     time.sleep(5)  # longer than a tile takes: a surviving worker would have written one
     assert tiles() == before == []

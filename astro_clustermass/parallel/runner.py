@@ -34,8 +34,19 @@ from ..core import EstimatorError, MassEstimate, write_mass_columns
 from ..io.atomic import atomic_write_text, cleanup_on_signals
 from ..io.event_index import EventFileIndex
 from ..io.locks import RunLock
-from .tiles import (_EMPTY_BOX, DEFAULT_MARGIN, DEFAULT_TILE_SIZE, TileGrid, _items, _plain,
-                    _read_tile, _run_tile, _table_hash, _tile_file, _WriteGuard)
+from .tiles import (
+    _EMPTY_BOX,
+    DEFAULT_MARGIN,
+    DEFAULT_TILE_SIZE,
+    TileGrid,
+    _items,
+    _plain,
+    _read_tile,
+    _run_tile,
+    _table_hash,
+    _tile_file,
+    _WriteGuard,
+)
 
 __all__ = ["estimate_catalog"]
 
