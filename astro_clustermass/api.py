@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
+import numpy as np
 from astropy.table import Table
 
-from .catalog import ColumnUnitError, MissingColumnError, find_column
+from .catalog import (
+    ColumnUnitError,
+    MissingColumnError,
+    check_estimator_name,
+    find_column,
+)
 from .core import EstimatorError, MassEstimate, MassEstimator, write_mass_columns
 from .registry import default_registry
 
 __all__ = ["add_mass_columns", "get_estimator", "list_estimators", "estimate_masses",
-           "resolve_estimators"]
+           "resolve_estimators", "read_only_copy"]
 
 log = logging.getLogger("astro_clustermass")
 
@@ -41,16 +48,26 @@ def list_estimators(refresh=False):
 def _build(registry, name, events):
     """Estimator ``name``; given ``events`` if its factory takes them.
 
-    Photons that cannot be read are that estimator's failure (masked rows naming the
-    file), not the caller's: the other estimators still run.
+    An unknown or twice-registered name is the caller's error (raised). An estimator
+    that cannot be built (its factory module does not import, its factory fails, its
+    photons cannot be read) is that estimator's failure (masked rows naming why), not
+    the caller's: the other estimators still run.
     """
-    if events is not None and registry.spec(name).accepts("events"):
-        try:
+    spec = registry.spec(name)
+    reading = False
+    try:
+        if events is not None and spec.accepts("events"):
+            reading = True
             photons = events()
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            return _Unbuilt(name, exc)
-        return registry.get(name, events=photons)
-    return registry.get(name)
+            reading = False
+            return registry.get(name, events=photons)
+        return registry.get(name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - sys.exit in a factory included
+        unbuilt = _Unbuilt(name, exc)
+        unbuilt.reads_events = reading
+        return unbuilt
 
 
 class _Unbuilt(MassEstimator):
@@ -61,6 +78,7 @@ class _Unbuilt(MassEstimator):
     def __init__(self, name, exc):
         self.name = name
         self.exc = exc
+        self.reads_events = False
 
     def _estimate(self, catalog):  # pragma: no cover - estimate() raises first
         raise self.exc
@@ -123,11 +141,13 @@ def resolve_estimators(estimators=None, table=None, column_map=None, events=None
             if missing:
                 log.info("skipping estimator %r: catalogue lacks %s", name, ", ".join(missing))
                 continue
-            try:
-                out.append(_build(registry, name, events))
-            except Exception as exc:  # not explicitly asked for: skip, say why
+            built = _build(registry, name, events)
+            if isinstance(built, _Unbuilt) and not built.reads_events:
+                # not explicitly asked for: skip, say why
                 log.warning("skipping estimator %r: it could not be built: %s: %s",
-                            name, type(exc).__name__, exc)
+                            name, type(built.exc).__name__, built.exc)
+                continue
+            out.append(built)
         return _check_unique(out)
     if isinstance(estimators, (str, MassEstimator)):
         estimators = [estimators]
@@ -169,6 +189,42 @@ def _check_call(table, on_error, timeout):
     return timeout
 
 
+def read_only_copy(table):
+    """A copy of ``table`` that an estimator cannot use to change ``table``.
+
+    Columns share the caller's memory but are read-only (writing into them raises);
+    masked columns, whose masks numpy cannot protect, and the metadata are copied.
+    Replacing or adding a column changes only this copy.
+    """
+    out = table.copy(copy_data=False)
+    try:
+        out.meta = copy.deepcopy(table.meta)
+    except Exception:  # noqa: BLE001 - metadata that cannot be deep-copied
+        out.meta = dict(table.meta)
+    for name in out.colnames:
+        col = out[name]
+        if getattr(col, "mask", None) is not None and np.ndim(col.mask):
+            out[name] = table[name].copy()
+        elif isinstance(col, np.ndarray):
+            col.setflags(write=False)
+    return out
+
+
+def _run_one(estimator, table, column_map, timeout):
+    """One estimator on its own read-only copy of ``table``, checked."""
+    if timeout is None:
+        result = estimator.estimate(read_only_copy(table), column_map=column_map)
+    else:
+        from .guard import guarded_estimate
+
+        result = guarded_estimate(estimator, read_only_copy(table), timeout, column_map)
+    if not isinstance(result, MassEstimate) or len(result) != len(table):
+        raise EstimatorError(
+            f"returned {getattr(result, '__len__', lambda: '?')()} rows for a "
+            f"table of {len(table)} rows")
+    return result
+
+
 def estimate_masses(table, estimators=None, column_map=None, on_error="mask", events=None,
                     timeout=None):
     """Run estimators on ``table`` and return their `MassEstimate` objects.
@@ -181,33 +237,44 @@ def estimate_masses(table, estimators=None, column_map=None, on_error="mask", ev
         Estimator name -> `MassEstimate`.
     """
     timeout = _check_call(table, on_error, timeout)
+    chosen_here = estimators is None
+    resolved = resolve_estimators(estimators, table, column_map, events)
+    for estimator in resolved:
+        check_estimator_name(estimator.name)
     results = {}
-    for estimator in resolve_estimators(estimators, table, column_map, events):
+    for estimator in resolved:
         try:
-            if timeout is None:
-                result = estimator.estimate(table, column_map=column_map)
-            else:
-                from .guard import guarded_estimate
-
-                result = guarded_estimate(estimator, table, timeout, column_map)
-            if not isinstance(result, MassEstimate) or len(result) != len(table):
-                raise EstimatorError(
-                    f"returned {getattr(result, '__len__', lambda: '?')()} rows for a "
-                    f"table of {len(table)} rows")
-        except (MissingColumnError, ColumnUnitError):
+            result = _run_one(estimator, table, column_map, timeout)
+        except ColumnUnitError:
             raise  # the caller's input is at fault: say so, always
-        # Anything else (a TypeError included: the table's type was checked above) is
-        # the estimator's failure, masked or raised with the estimator's name.
-        except Exception as exc:
-            if on_error == "raise":
-                if isinstance(exc, EstimatorError) and estimator.name in str(exc):
-                    raise
-                raise EstimatorError(f"estimator {estimator.name!r} failed: {exc}") from exc
-            log.warning("estimator %r failed; its columns are masked: %s: %s",
-                        estimator.name, type(exc).__name__, exc)
-            result = MassEstimate.failed(estimator.name, len(table), exc)
+        except MissingColumnError as exc:
+            # A column the caller's estimator needs is missing: the caller's error. An
+            # estimator chosen here because its declared inputs are present but that
+            # reads another column fails alone.
+            if not chosen_here:
+                raise
+            result = _failed(estimator, table, exc, on_error)
+        except KeyboardInterrupt:
+            raise  # the user stops the session
+        # Anything else (a TypeError included: the table's type was checked above;
+        # sys.exit inside the estimator too) is the estimator's failure, masked or
+        # raised with the estimator's name.
+        except BaseException as exc:  # noqa: BLE001
+            result = _failed(estimator, table, exc, on_error)
         results[estimator.name] = result
     return results
+
+
+def _failed(estimator, table, exc, on_error):
+    """`MassEstimate.failed` for ``estimator``, or the error with its name (raise)."""
+    if on_error == "raise":
+        if isinstance(exc, EstimatorError) and estimator.name in str(exc):
+            raise exc
+        raise EstimatorError(f"estimator {estimator.name!r} failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
+    log.warning("estimator %r failed; its columns are masked: %s: %s",
+                estimator.name, type(exc).__name__, exc)
+    return MassEstimate.failed(estimator.name, len(table), exc)
 
 
 def add_mass_columns(table, estimators=None, column_map=None, copy=True, on_error="mask",
@@ -230,12 +297,17 @@ def add_mass_columns(table, estimators=None, column_map=None, copy=True, on_erro
     column_map : dict, optional
         Canonical name -> column name in ``table``.
     copy : bool
-        If True (default) ``table`` is not modified and a new table is returned.
+        If True (default) ``table`` is not modified and a new table is returned. If
+        False the columns are added to ``table`` itself, once every estimator has
+        finished and every column has been built: a call that fails leaves ``table``
+        as it was.
     on_error : {'mask', 'raise'}
         What to do when an estimator fails (raises, or returns the wrong shape): mask
         its columns with the error as the reason and log a warning (default), or
         raise `EstimatorError`. Errors in the input (missing column, wrong unit)
-        always raise.
+        always raise. Estimators never see ``table`` itself: each gets its own
+        read-only copy (`read_only_copy`), so none can change it, nor what the next
+        one reads.
     events : path-like, sequence of them, or `~astro_clustermass.io.events.EventList`, optional
         X-ray event files (FITS ``EVENTS`` extensions, eSASS layout) or an event list in
         memory, for the estimators named (or chosen) by name that read photons: the CNN
@@ -246,14 +318,26 @@ def add_mass_columns(table, estimators=None, column_map=None, copy=True, on_erro
     timeout : float, optional
         Time limit per estimator [s]: each then runs in a child process (see
         `astro_clustermass.guard.guarded_estimate`), and one that runs out of time, or
-        whose process dies, is treated as failed (``on_error``). None: no limit.
+        whose process dies, is treated as failed (``on_error``). None: no limit. The
+        command line's ``--timeout``.
 
     Returns
     -------
     table : same class as ``table``
     """
     results = estimate_masses(table, estimators, column_map, on_error, events, timeout)
-    out = table.copy(copy_data=True) if copy else table
-    for estimate in results.values():
-        write_mass_columns(out, estimate, copy=False)
-    return out
+    if copy:
+        out = table.copy(copy_data=True)
+        for name in list(results):  # each result is let go once written (memory)
+            write_mass_columns(out, results.pop(name), copy=False)
+        return out
+    # Build every column on a shallow copy first; only then touch the caller's table.
+    staged = table.copy(copy_data=False)
+    staged.meta = {}
+    for name in list(results):
+        write_mass_columns(staged, results.pop(name), copy=False)
+    table.add_columns([staged[name] for name in staged.colnames
+                       if name not in table.colnames])
+    if "astro_clustermass" in staged.meta:
+        table.meta.setdefault("astro_clustermass", {}).update(staged.meta["astro_clustermass"])
+    return table

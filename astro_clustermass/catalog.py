@@ -2,8 +2,9 @@
 
 Every estimator reads its inputs through a `CatalogView`, which finds each canonical
 column under its eSASS/eFEDS aliases (case-insensitively) or through an explicit
-``column_map``, converts it to the canonical unit, and marks rows whose values are
-missing or out of range with a reason. The input table is never modified.
+``column_map``, converts it to the canonical unit (right ascensions wrapped into
+[0, 360) deg), and marks rows whose values are missing, out of range or implausible
+(`ColumnSpec.plausible`) with a reason. The input table is never modified.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from astropy.table import Table
 
 __all__ = [
     "ColumnSpec", "CANONICAL_COLUMNS", "CatalogView", "MissingColumnError",
-    "ColumnUnitError", "column_names", "find_column", "parse_selection", "selection_mask",
+    "ColumnUnitError", "column_names", "check_estimator_name", "MAX_ESTIMATOR_NAME", "find_column", "parse_selection", "selection_mask",
     "EFEDS_SELECTION", "EFEDS_HQ_SELECTION",
 ]
 
@@ -53,6 +54,11 @@ class ColumnSpec:
     inclusive_min : bool
         Whether ``minimum`` itself is valid.
     description : str
+    plausible : tuple of float, optional
+        ``(low, high)``: the values a galaxy cluster can have, in the canonical unit.
+        A value in the valid range but outside this one is masked with a reason that
+        suggests the likely mistake (a column in units of 1e44 erg/s, or log10, with no
+        unit). None: every valid value is plausible.
     """
 
     name: str
@@ -62,11 +68,24 @@ class ColumnSpec:
     maximum: float = np.inf
     inclusive_min: bool = True
     description: str = ""
+    plausible: tuple | None = None
 
     def check_range(self, values):
         """Boolean array: which finite values lie in the valid range."""
         lower = values >= self.minimum if self.inclusive_min else values > self.minimum
         return np.isfinite(values) & lower & (values <= self.maximum)
+
+    def check_plausible(self, values):
+        """Boolean array: which values are not outside the plausible range."""
+        if self.plausible is None:
+            return np.ones(np.shape(values), bool)
+        lo, hi = self.plausible
+        with np.errstate(invalid="ignore"):
+            return ~((values < lo) | (values > hi))
+
+    def plausible_text(self):
+        unit = "" if self.unit == u.dimensionless_unscaled else f" {self.unit}"
+        return f"[{self.plausible[0]:g}, {self.plausible[1]:g}]{unit}"
 
     def range_text(self):
         lo = "[" if self.inclusive_min else "("
@@ -84,12 +103,13 @@ _specs = [
                -90.0, 90.0, True, "declination (ICRS)"),
     ColumnSpec("LX", u.erg / u.s, ("l_x", "lx_soft", "lx500", "l500", "lx_500", "l_500",
                                    "lx_0520", "l_x_500"),
-               0.0, np.inf, False, "rest-frame 0.5-2 keV luminosity within R500"),
+               0.0, np.inf, False, "rest-frame 0.5-2 keV luminosity within R500",
+               (1e38, 1e48)),
     ColumnSpec("LX_err", u.erg / u.s, ("lx_soft_err", "lx500_err", "l500_err", "lx_500_err",
                                        "e_lx"),
                0.0, np.inf, True, "1-sigma uncertainty of LX"),
     ColumnSpec("count_rate", u.ct / u.s, ("ml_rate", "rate", "cr", "countrate"),
-               0.0, np.inf, False, "0.2-2.3 keV source count rate"),
+               0.0, np.inf, False, "0.2-2.3 keV source count rate", (1e-7, 1e5)),
     ColumnSpec("count_rate_err", u.ct / u.s, ("ml_rate_err", "rate_err", "cr_err",
                                               "countrate_err"),
                0.0, np.inf, True, "1-sigma uncertainty of count_rate"),
@@ -98,25 +118,52 @@ _specs = [
     ColumnSpec("EXT_LIKE", _dimless, ("ext_like_0", "extlike"), -np.inf, np.inf, True,
                "extent likelihood"),
     ColumnSpec("T", u.keV, ("kt", "tx", "t_x", "t500", "kt500", "kt_500"), 0.0, np.inf, False,
-               "ICM temperature"),
+               "ICM temperature", (0.05, 100.0)),
     ColumnSpec("T_err", u.keV, ("kt_err", "tx_err", "t_x_err", "t500_err"), 0.0, np.inf, True,
                "1-sigma uncertainty of T"),
     ColumnSpec("M500c", u.Msun, ("m500", "m500_true", "m500_wl_final", "m500c_true"),
-               0.0, np.inf, False, "reference (true or weak-lensing) M500c, for evaluation"),
+               0.0, np.inf, False, "reference (true or weak-lensing) M500c, for evaluation",
+               (1e10, 1e17)),
 ]
 
 #: Canonical columns by name.
 CANONICAL_COLUMNS = {spec.name: spec for spec in _specs}
 
 
+#: Longest estimator name [characters]: its longest column, ``log10M500c_<name>_err``,
+#: must fit in a FITS column name (68 characters).
+MAX_ESTIMATOR_NAME = 68 - len("log10M500c__err")
+
+_ESTIMATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_estimator_name(name):
+    """Raise `ValueError` unless ``name`` can name an estimator's columns in every format.
+
+    An estimator name is ASCII letters, digits and ``_ . + -`` (starting with a letter or
+    digit), at most `MAX_ESTIMATOR_NAME` characters: FITS column names are ASCII and at
+    most 68 characters long.
+    """
+    if not isinstance(name, str) or not _ESTIMATOR_NAME.match(name):
+        raise ValueError(f"invalid estimator name {name!r}: use ASCII letters, digits and "
+                         "'_.+-', starting with a letter or digit")
+    if len(name) > MAX_ESTIMATOR_NAME:
+        raise ValueError(f"invalid estimator name {name[:20]!r}... ({len(name)} characters): "
+                         f"at most {MAX_ESTIMATOR_NAME}, so that its columns fit in FITS")
+    return name
+
+
 def column_names(estimator):
     """Output column names for the estimator called ``estimator``.
+
+    Raises `ValueError` for a name `check_estimator_name` refuses.
 
     Returns
     -------
     dict
         Keys ``mass, mass_lo, mass_hi, log10, log10_err, flag``.
     """
+    check_estimator_name(estimator)
     return {
         "mass": f"M500c_{estimator}",
         "mass_lo": f"M500c_{estimator}_lo",
@@ -177,15 +224,30 @@ def _as_canonical_quantity(table, colname, spec):
     if unit is None:
         if spec.unit != u.dimensionless_unscaled:
             log.info("column %r has no unit; assuming %s for %s", colname, spec.unit, spec.name)
-        return values * spec.unit
-    unit = u.Unit(unit)
+        return _wrapped(values, spec) * spec.unit
     try:
-        return (values * unit).to(spec.unit)
+        unit = u.Unit(unit)
+        if isinstance(unit, u.UnrecognizedUnit):
+            raise ValueError("unrecognised")
+        return _wrapped((values * unit).to_value(spec.unit), spec) * spec.unit
     except u.UnitConversionError:
         raise ColumnUnitError(
             f"column {colname!r} ({spec.name}) has unit {unit}, which cannot be converted "
             f"to {spec.unit}"
         ) from None
+    except (ValueError, TypeError, u.UnitsError):  # a unit string astropy cannot read
+        raise ColumnUnitError(
+            f"column {colname!r} ({spec.name}) has the unit {str(unit)!r}, which cannot be "
+            f"read; correct the unit, or give the values in {spec.unit}"
+        ) from None
+
+
+def _wrapped(values, spec):
+    """Right ascensions wrapped into [0, 360) deg (as the event files' are); else as is."""
+    if spec.name == "RA":
+        with np.errstate(invalid="ignore"):
+            values = np.where(np.isfinite(values), np.mod(values, 360.0), values)
+    return values
 
 
 class CatalogView:
@@ -206,7 +268,8 @@ class CatalogView:
     Attributes
     ----------
     row_valid : array of bool
-        Rows whose required inputs are all present and in range.
+        Rows whose required inputs are all present, in range and plausible; the
+        required columns read as NaN in the other rows.
     row_reason : array of str
         Reason for each invalid row ('' for valid rows).
     columns : dict
@@ -228,7 +291,7 @@ class CatalogView:
         self._values = {}
         self.columns = {}
         self.row_valid = np.ones(self._n, dtype=bool)
-        reasons = [[] for _ in range(self._n)]
+        bad = []  # (canonical name, rows out of range, rows implausible)
         missing = []
         for name in required:
             colname = find_column(table, name, column_map)
@@ -236,10 +299,17 @@ class CatalogView:
                 missing.append(name)
                 continue
             self._load(table, name, colname)
-            ok = CANONICAL_COLUMNS[name].check_range(self._values[name].value)
-            for i in np.flatnonzero(~ok):
-                reasons[i].append(self._bad_value_reason(name, self._values[name][i]))
-            self.row_valid &= ok
+            spec = CANONICAL_COLUMNS[name]
+            values = self._values[name].value
+            ok = spec.check_range(values)
+            plausible = spec.check_plausible(values)
+            usable = ok & plausible
+            bad.append((name, ~ok, ok & ~plausible, values))
+            self.row_valid &= usable
+            if not usable.all():
+                # An unusable value reads as NaN: estimators that look at every row
+                # (e.g. to place images on the sky) see the row as missing.
+                self._values[name] = np.where(usable, values, np.nan) * spec.unit
         if missing:
             spec_text = "; ".join(
                 f"{m} ({CANONICAL_COLUMNS[m].description}; aliases: "
@@ -253,14 +323,39 @@ class CatalogView:
             colname = find_column(table, name, column_map)
             if colname is not None:
                 self._load(table, name, colname)
-                bad = ~CANONICAL_COLUMNS[name].check_range(self._values[name].value)
-                if bad.any():
-                    vals = self._values[name].value.copy()
-                    vals[bad] = np.nan
-                    self._values[name] = vals * CANONICAL_COLUMNS[name].unit
-        self.row_reason = np.array(["; ".join(r) for r in reasons], dtype=str)
-        if self._n == 0:
-            self.row_reason = np.zeros(0, dtype="<U1")
+                spec = CANONICAL_COLUMNS[name]
+                values = self._values[name].value
+                unusable = ~(spec.check_range(values) & spec.check_plausible(values))
+                if unusable.any():
+                    values = values.copy()
+                    values[unusable] = np.nan
+                    self._values[name] = values * spec.unit
+        self.row_reason = self._reasons(bad)
+
+    def _reasons(self, bad):
+        """Why each row is invalid ('' for valid rows), built for the invalid rows only."""
+        reason = np.zeros(self._n, dtype="<U1")
+        rows = np.flatnonzero(~self.row_valid)
+        if not rows.size:
+            return reason
+        texts = []
+        for i in rows:
+            parts = []
+            for name, out_of_range, implausible, values in bad:
+                if out_of_range[i]:
+                    parts.append(self._bad_value_reason(name, values[i]))
+                elif implausible[i]:
+                    parts.append(self._implausible_reason(name, values[i]))
+            texts.append("; ".join(parts))
+        reason = reason.astype(f"<U{max(len(t) for t in texts)}")
+        reason[rows] = texts
+        return reason
+
+    def _implausible_reason(self, name, value):
+        spec = CANONICAL_COLUMNS[name]
+        hint = _UNIT_HINTS.get(name, "in another unit")
+        return (f"{self.columns[name]}={value:g} {spec.unit} outside the plausible "
+                f"range {spec.plausible_text()}: {hint}?")
 
     def _load(self, table, name, colname):
         self.columns[name] = colname
@@ -269,9 +364,9 @@ class CatalogView:
     def _bad_value_reason(self, name, value):
         spec = CANONICAL_COLUMNS[name]
         col = self.columns[name]
-        if not np.isfinite(value.value):
+        if not np.isfinite(value):
             return f"{col} missing or not finite"
-        return f"{col}={value.value:g} outside {spec.range_text()}"
+        return f"{col}={value:g} outside {spec.range_text()}"
 
     def __len__(self):
         return self._n
@@ -302,6 +397,15 @@ class CatalogView:
     def get(self, name, default=None):
         """Like ``view[name]`` but returns ``default`` if the column is absent."""
         return self[name] if name in self._values else default
+
+
+#: What a value outside a column's plausible range most likely is.
+_UNIT_HINTS = {
+    "LX": "in units of 1e44 erg/s, or log10(L_X), with no unit in the column",
+    "count_rate": "in other units (counts/ks?), or log10, with no unit in the column",
+    "T": "in K, or log10, with no unit in the column",
+    "M500c": "in units of 1e14 Msun, or log10(M/Msun), with no unit in the column",
+}
 
 
 # -- selections ------------------------------------------------------------------------

@@ -20,11 +20,12 @@ from astropy.table import MaskedColumn, QTable, Table
 from astropy.utils.masked import Masked
 from scipy.special import ndtri
 
+from .utils.exceptions import EstimatorError
 from . import __version__ as _package_version
 from .catalog import CatalogView, column_names
 
 __all__ = ["MassEstimate", "MassEstimator", "EstimatorSpec", "EstimatorError",
-           "write_mass_columns"]
+           "write_mass_columns", "fits_safe_text"]
 
 #: Standard-normal quantile of the 84th percentile, so that the 16/84th percentiles
 #: of a Gaussian in log10 M are mean -/+ ONE_SIGMA_QUANTILE * sigma.
@@ -32,10 +33,6 @@ ONE_SIGMA_QUANTILE = float(ndtri(0.84))
 
 #: Largest |log10 M| (plus one sigma) whose mass in Msun is a finite, non-zero float64.
 _MAX_LOG10 = 300.0
-
-
-class EstimatorError(RuntimeError):
-    """An estimator failed or returned something that violates the interface."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,7 @@ class MassEstimate:
         mu = np.array(self.log10_mass, dtype=float)
         sig = np.array(self.log10_mass_err, dtype=float)
         valid = np.array(self.valid, dtype=bool)
-        reason = np.array(self.reason, dtype=str)
+        reason = _taken(self.reason)
         shapes = {a.shape for a in (mu, sig, valid, reason)}
         if len(shapes) != 1 or mu.ndim != 1:
             raise EstimatorError(
@@ -202,10 +199,19 @@ class EstimatorSpec:
         if isinstance(factory, str):
             import importlib
 
+            from .guard import contained_call, plugin_import_timeout
+
             module, _, attr = factory.partition(":")
-            obj = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            try:
+                obj = contained_call(lambda: importlib.import_module(module),
+                                     f"importing module {module!r}", plugin_import_timeout())
+                for part in attr.split(".") if attr else ():
+                    obj = getattr(obj, part)
+            except Exception as exc:
+                raise EstimatorError(
+                    f"estimator {self.name!r} from {self.package or 'unknown package'}: its "
+                    f"factory {factory!r} cannot be loaded: {type(exc).__name__}: {exc}"
+                ) from exc
             factory = obj
         return factory
 
@@ -305,7 +311,16 @@ class MassEstimator(abc.ABC):
                     f"catalogue of {len(view)} rows"
                 )
         valid = valid.astype(bool) & view.row_valid
-        reason = np.where(view.row_valid, reason.astype(str), view.row_reason)
+        # One private copy of the reasons, with the rows' input reasons merged in, handed
+        # to MassEstimate as it is (a 1e6-row str array is hundreds of MB: no second copy).
+        width = max(reason.dtype.itemsize // 4 if reason.dtype.kind == "U" else 1,
+                    view.row_reason.dtype.itemsize // 4, 1)
+        reason = reason.astype(f"<U{width}") if reason.size else reason.astype(str)
+        bad = ~view.row_valid
+        if bad.any():
+            reason[bad] = view.row_reason[bad]
+        reason.setflags(write=False)
+        del result
         return MassEstimate(self.name, mu, sig, valid, reason, meta=self.provenance())
 
     def provenance(self) -> dict:
@@ -342,6 +357,15 @@ class MassEstimator(abc.ABC):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} inputs={self.inputs}>"
+
+
+def _taken(reason):
+    """``reason`` as a frozen str array: a read-only str array that owns its memory is
+    taken as it is (nobody can change it), anything else is copied."""
+    arr = np.asarray(reason)
+    if arr.dtype.kind == "U" and not arr.flags.writeable and arr.flags.owndata:
+        return arr
+    return np.array(reason, dtype=str)
 
 
 def _cosmology_dict(cosmo):
@@ -388,11 +412,35 @@ def write_mass_columns(table, estimate: MassEstimate, copy=True):
         else:
             out[names[key]] = MaskedColumn(q.value, unit=q.unit, mask=mask)
         out[names[key]].info.description = _DESCRIPTIONS[key]
-    out[names["flag"]] = np.asarray(estimate.reason, dtype=str)
+    # Printable ASCII, stored as bytes (a quarter of the memory of str; astropy gives
+    # str back for every element, and FITS stores bytes anyway).
+    out[names["flag"]] = np.char.encode(fits_safe_text(estimate.reason), "ascii")
     out[names["flag"]].info.description = _DESCRIPTIONS["flag"]
     provenance = out.meta.setdefault("astro_clustermass", {})
     provenance[estimate.estimator] = dict(estimate.meta)
     return out
+
+
+def fits_safe_text(texts):
+    """Strings as printable ASCII, which every table format (FITS included) can store.
+
+    Accented letters lose their accents (``é`` -> ``e``), other non-ASCII characters
+    become ``\\uXXXX`` escapes and control characters (newlines, tabs) spaces, so a
+    plugin's reason in any language cannot make an output file unwritable.
+    """
+    texts = np.asarray(texts, dtype=str)
+    if texts.size == 0 or all(t.isascii() and t.isprintable() for t in texts.tolist()):
+        return texts
+    return np.array([_ascii(t) for t in texts.tolist()], dtype=str)
+
+
+def _ascii(text):
+    import unicodedata
+
+    text = "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c))
+    text = "".join(" " if c.isascii() and not c.isprintable() else c for c in text)
+    return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 _DESCRIPTIONS = {

@@ -19,6 +19,7 @@ also:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 from pathlib import Path
@@ -30,7 +31,7 @@ from astropy.table import Column, MaskedColumn, QTable, Table
 
 from .io.atomic import atomic_path
 
-__all__ = ["read_catalog", "write_table", "CatalogReadError"]
+__all__ = ["read_catalog", "write_table", "check_writable", "CatalogReadError"]
 
 log = logging.getLogger("astro_clustermass")
 
@@ -159,7 +160,9 @@ def read_catalog(path, hdu=None, rate_band=None, qtable=True):
     """
     path = Path(path)
     if not path.exists():
-        raise CatalogReadError(f"catalogue file {str(path)!r} does not exist")
+        from .io.atomic import _describe
+
+        raise CatalogReadError(f"catalogue file {str(path)!r} {_describe(path)}")
     if path.stat().st_size == 0:
         raise CatalogReadError(f"catalogue file {str(path)!r} is empty")
     layout, bands = None, {}
@@ -271,6 +274,34 @@ def _meta_from_fits(table):
 def _is_fits(path):
     name = path.name.lower()
     return name.endswith((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"))
+
+
+def check_writable(path, overwrite=False, **kwargs):
+    """Raise now what `write_table` would raise at the end of a long computation.
+
+    Checks ``path`` (`~astro_clustermass.io.atomic.check_target`: directory, special
+    files, an existing file without ``overwrite``) and that its format (from the suffix,
+    or ``format=``) can be written, by writing a small table like the package's outputs
+    to a temporary file beside it, which is removed.
+    """
+    from .io.atomic import check_target
+
+    target = check_target(path, overwrite=overwrite)
+    probe = QTable({"M500c_probe": MaskedColumn([1e14, 2e14], mask=[False, True], unit=u.Msun),
+                    "M500c_probe_flag": ["", "why"]})
+    probe.meta["astro_clustermass"] = {"probe": {"name": "probe"}}
+    name = f".{target.name}.probe-{os.getpid()}{''.join(target.suffixes)}"
+    tmp = target.parent / name
+    try:
+        write_table(probe, tmp, overwrite=True, **kwargs)
+    except Exception as exc:
+        raise OSError(f"cannot write {os.fspath(path)!r} in the format its name asks for: "
+                      f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                      ) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return Path(path)
 
 
 def write_table(table, path, overwrite=False, **kwargs):

@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import traceback
 
-from .core import EstimatorError
+from astropy import config as _config
 
-__all__ = ["EstimatorTimeout", "guarded_estimate"]
+from .utils.exceptions import EstimatorError
+
+__all__ = ["EstimatorTimeout", "guarded_estimate", "contained_call", "plugin_import_timeout"]
 
 log = logging.getLogger("astro_clustermass")
 
@@ -108,3 +111,87 @@ def guarded_estimate(estimator, table, timeout, column_map=None, mp_context=None
     if status == "error":
         raise payload
     return payload
+
+
+#: Default time limit [s] for importing a plugin (or an estimator's factory module).
+DEFAULT_PLUGIN_IMPORT_TIMEOUT = 60.0
+
+
+class Conf(_config.ConfigNamespace):
+    """Time limits of plugin code (``[guard]`` in astro_clustermass.cfg)."""
+
+    plugin_timeout = _config.ConfigItem(
+        DEFAULT_PLUGIN_IMPORT_TIMEOUT, "Time limit [s] for importing a plugin or an "
+        "estimator's factory module (0: none).")
+
+
+conf = Conf()
+
+
+def plugin_import_timeout():
+    """Time limit [s] for importing a plugin or a factory module; None for no limit.
+
+    The environment variable ``ASTRO_CLUSTERMASS_PLUGIN_TIMEOUT`` wins over
+    ``astro_clustermass.guard.conf.plugin_timeout`` (default
+    `DEFAULT_PLUGIN_IMPORT_TIMEOUT`); ``0`` or ``none`` means no limit.
+    """
+    text = os.environ.get("ASTRO_CLUSTERMASS_PLUGIN_TIMEOUT")
+    if text is None:
+        value = conf.plugin_timeout
+    elif text.strip().lower() in ("", "none", "off"):
+        return None
+    else:
+        try:
+            value = float(text)
+        except ValueError:
+            log.warning("ASTRO_CLUSTERMASS_PLUGIN_TIMEOUT=%r is not a number of seconds; "
+                        "using %g s", text, DEFAULT_PLUGIN_IMPORT_TIMEOUT)
+            value = DEFAULT_PLUGIN_IMPORT_TIMEOUT
+    return float(value) if value and value > 0 else None
+
+
+def contained_call(fn, what, timeout=None):
+    """``fn()`` in a helper thread: its escapes and hangs become `EstimatorError`.
+
+    For third-party code that runs in this process (importing a plugin, calling its
+    hook, importing an estimator's factory module). An `Exception` it raises is
+    re-raised as it is; any other `BaseException` (``sys.exit``, a `KeyboardInterrupt`
+    or `GeneratorExit` raised by the code itself) becomes an `EstimatorError` naming
+    ``what``. A real Ctrl-C is delivered to the main thread, which is waiting here, and
+    interrupts the caller as usual. Code that does not finish within ``timeout`` s is
+    left running in its (daemon) thread and `EstimatorTimeout` is raised: Python cannot
+    stop a thread, and an import that never finishes keeps its module's import lock.
+
+    Parameters
+    ----------
+    fn : callable
+        Called without arguments.
+    what : str
+        What is being done, for the messages (e.g. ``"importing plugin 'x'"``).
+    timeout : float, optional
+        Time limit [s]; None: no limit.
+    """
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - contained, reported below
+            box["error"] = exc
+
+    if timeout is None and threading.current_thread() is not threading.main_thread():
+        target()  # no limit to enforce: no helper thread needed
+    else:
+        thread = threading.Thread(target=target, name="acm-contained", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise EstimatorTimeout(f"{what} did not finish within {timeout:g} s (set "
+                                   "ASTRO_CLUSTERMASS_PLUGIN_TIMEOUT to change the limit)")
+    if "error" in box:
+        exc = box.pop("error")
+        if isinstance(exc, Exception):
+            raise exc
+        raise EstimatorError(f"{what} raised {type(exc).__name__}"
+                             + (f"({exc})" if str(exc) else "")) from None
+    return box.get("value")

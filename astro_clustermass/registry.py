@@ -5,8 +5,10 @@ A plugin is any installed distribution that declares an entry point in the group
 implementation of `EstimatorHookSpecs.astro_clustermass_estimators`, which returns a
 list of `~astro_clustermass.core.EstimatorSpec` (or `MassEstimator` subclasses).
 
-Each plugin is loaded on its own: one that fails to import, raises, or returns
-nonsense is reported (name, distribution, error) and the others still work. In strict
+Each plugin is loaded on its own: one that fails to import, raises, calls ``sys.exit``,
+blocks for longer than the import time limit, or returns nonsense is reported (name,
+distribution, error) and the others still work (`astro_clustermass.guard.contained_call`;
+the limit is ``ASTRO_CLUSTERMASS_PLUGIN_TIMEOUT`` or ``guard.conf.plugin_timeout``, 60 s). In strict
 mode the first such failure raises instead. Plugins can be blocked by name or
 distribution. Listing plugins reads only their specs, so it does not import torch.
 
@@ -28,7 +30,9 @@ import pluggy
 from astropy import config as _config
 from astropy.table import QTable
 
+from .catalog import check_estimator_name
 from .core import EstimatorError, EstimatorSpec, MassEstimator
+from .guard import contained_call, plugin_import_timeout
 
 __all__ = [
     "ENTRY_POINT_GROUP", "hookimpl", "hookspec", "EstimatorHookSpecs", "PluginRecord",
@@ -122,8 +126,10 @@ def _spec_from(obj, package, version):
             f"returned {type(obj).__name__!s} {obj!r:.80}; expected EstimatorSpec or a "
             "MassEstimator subclass"
         )
-    if not isinstance(spec.name, str) or not spec.name or any(c.isspace() for c in spec.name):
-        raise PluginError(f"invalid estimator name {spec.name!r}")
+    try:
+        check_estimator_name(spec.name)
+    except ValueError as exc:
+        raise PluginError(str(exc)) from None
     return EstimatorSpec(spec.name, spec.factory, tuple(spec.inputs), spec.description,
                          spec.version or version, spec.package or package)
 
@@ -178,8 +184,11 @@ class Registry:
             record.status = "blocked"
             log.info("plugin %r (%s) is disabled by configuration", name, dist)
             return
+        # Third-party code (the import, the hook) runs contained: sys.exit, a hang or
+        # any other escape is this plugin's failure, not the session's.
+        timeout = plugin_import_timeout()
         try:
-            plugin = loader()
+            plugin = contained_call(loader, f"importing plugin {name!r} ({dist})", timeout)
             hook_fn = getattr(plugin, "astro_clustermass_estimators", None)
             if hook_fn is not None:
                 # Modules and objects: register with pluggy, which validates the hook.
@@ -188,9 +197,10 @@ class Registry:
                          if i.plugin is plugin]
                 if not impls:
                     raise PluginError("astro_clustermass_estimators is not marked @hookimpl")
-                returned = impls[0].function()
+                returned = contained_call(impls[0].function,
+                                          f"the hook of plugin {name!r} ({dist})", timeout)
             elif callable(plugin) and not isinstance(plugin, type):
-                returned = plugin()
+                returned = contained_call(plugin, f"plugin {name!r} ({dist})", timeout)
             else:
                 raise PluginError(
                     "entry point must name a module or object with an "
@@ -242,6 +252,18 @@ class Registry:
                 f"{[s.package for s in specs]}; disable one with "
                 "ASTRO_CLUSTERMASS_DISABLE_PLUGINS")
         return specs[0]
+
+    def takes(self, name, option):
+        """Whether estimator ``name`` can be built and its factory takes ``option``.
+
+        False (with a warning) for a name registered twice or whose factory module does
+        not import: one broken plugin does not stop a question asked of all of them.
+        """
+        try:
+            return self.spec(name).accepts(option)
+        except Exception as exc:  # noqa: BLE001 - reported, the others go on
+            log.warning("skipping estimator %r: %s: %s", name, type(exc).__name__, exc)
+            return False
 
     def get(self, name, **options) -> MassEstimator:
         """Build the estimator ``name`` with keyword ``options``."""

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.table import Column, MaskedColumn, QTable, Table
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import astro_clustermass as acm
@@ -273,9 +273,10 @@ def check_result(table, plan, estimator_name, out, required):
             clean[i] = False
     # ... except where a huge value in another column (an optional error of 1e300)
     # leaves no usable constraint: masked, and the flag says so.
-    huge = np.array([any(info.get("rows", {}).get(i) == "huge"
-                         for info in plan["columns"].values()) for i in range(len(out))],
-                    dtype=bool)
+    # (an integer column stores +-inf as +-1e9: as huge for an error column)
+    huge = np.array([any(info.get("rows", {}).get(i) == "huge" or (
+        info.get("kind") == "int" and info.get("rows", {}).get(i) in ("inf", "-inf"))
+        for info in plan["columns"].values()) for i in range(len(out))], dtype=bool)
     unusable = clean & ~valid & huge
     assert all(f.startswith("no usable estimate") for f in flags[unusable]), flags[unusable]
     assert np.all(valid[clean & ~unusable]), flags[clean & ~valid]
@@ -717,8 +718,8 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Table, "write", half_write)
-    with pytest.raises(KeyboardInterrupt):
-        cli_main(["estimate", str(src), "-o", str(out), "-e", "lx-chiu22"])
+    # the command says it was interrupted (exit 130), without a traceback
+    assert cli_main(["estimate", str(src), "-o", str(out), "-e", "lx-chiu22"]) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fits"]
     monkeypatch.setattr(Table, "write", real_write)
     CASES["fits-cli"] += 1
@@ -759,3 +760,258 @@ def test_time_limit_with_spawned_children(bad_plugins, monkeypatch):
     np.testing.assert_allclose(out["log10M500c_toy-t"].value, [14.5 + 1.7 * np.log10(0.4),
                                                                 14.5])
     CASES["plugins"] += 1
+
+
+# -- issue 19: generators that would have found what the suite above missed ------------------
+#: Plugin behaviours at import, in the hook and in estimate; names and reasons.
+ESCAPES = {
+    "import_exit": ("import sys\nsys.exit(2)\n", ""),
+    "import_interrupt": ("raise KeyboardInterrupt\n", ""),
+    "import_hang": ("import time\ntime.sleep(30)\n", ""),
+    "import_error": ("import acm_no_such_dependency\n", ""),
+    "estimate_exit": ("", "raise SystemExit(5)"),
+    "estimate_generator_exit": ("", "raise GeneratorExit()"),
+    "estimate_mutate": ("", "catalog._table['z'][:] = 0.0"),
+    "estimate_replace": ("", "catalog._table['z'] = 0.0 * catalog._table['z']"),
+    "fine": ("", ""),
+}
+
+ESCAPE_PLUGIN = """
+{prelude}
+import numpy as np
+from astro_clustermass import EstimatorSpec, MassEstimator, hookimpl
+
+class P(MassEstimator):
+    name = {name!r}
+    inputs = ("z",)
+    def _estimate(self, catalog):
+        {action}
+        n = len(catalog)
+        return np.full(n, 14.0), np.full(n, 0.2), np.ones(n, bool), np.full(n, {reason!r})
+
+@hookimpl
+def astro_clustermass_estimators():
+    return [EstimatorSpec({name!r}, P, ("z",), "issue-19 plugin")]
+"""
+
+REASONS = st.sampled_from(["", "ok", "hors \u00e9talonnage", "\u8d28\u91cf", "tab\there",
+                           "line\nbreak", "\u2013 dash \u2264 1e14"])
+NAMES = st.one_of(st.sampled_from(["p-ok", "p_\u00e9", "p" * 60, "p x", "-p", "p.1"]),
+                  st.text(alphabet="abc-_\u00e9.", min_size=1, max_size=8))
+
+
+def test_escaping_plugins_with_any_names_and_reasons(plugin_env, monkeypatch, tmp_path):
+    """Plugins that escape, hang, mutate or use odd names and reasons: the good plugin
+    and the built-ins still run, the table is unchanged, a FITS output can be written."""
+    from astro_clustermass.catalog import check_estimator_name
+
+    monkeypatch.setenv("ASTRO_CLUSTERMASS_PLUGIN_TIMEOUT", "0.5")
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(sorted(ESCAPES)), NAMES, REASONS),
+                    min_size=1, max_size=3), st.booleans())
+    def inner(plugins, copy):
+        import importlib.metadata
+
+        from astro_clustermass.registry import Registry
+
+        CASES["plugins-19"] += 1
+        k = CASES["plugins-19"]
+        roots = []
+        for j, (behaviour, name, reason) in enumerate(plugins):
+            prelude, action = ESCAPES[behaviour]
+            module = f"acm_testplug_e{k}_{j}"
+            roots.append(plugin_env(f"acm-testplug-e{k}-{j}", {
+                f"{module}.py": ESCAPE_PLUGIN.format(prelude=prelude, name=name,
+                                                     action=action or "pass", reason=reason)},
+                {f"ep{j}": module}))
+        good = f"good-{k}"
+        roots.append(plugin_env(f"acm-testplug-good{k}", {
+            f"acm_testplug_good{k}.py": ESCAPE_PLUGIN.format(prelude="", name=good,
+                                                             action="pass", reason="")},
+            {"good": f"acm_testplug_good{k}"}))
+        eps = [ep for dist in importlib.metadata.distributions(path=[str(r) for r in roots])
+               for ep in dist.entry_points if ep.group == "astro_clustermass.estimators"]
+        registry = Registry(entry_points=eps)  # with the built-ins
+        monkeypatch.setattr("astro_clustermass.api.default_registry", lambda: registry)
+        table = QTable({"z": [0.1, 0.5, 0.9], "LX": [1e43, 1e44, 3e44] * u.erg / u.s})
+        before = snapshot(table)
+        out = acm.add_mass_columns(table, copy=copy)
+        assert not out[f"M500c_{good}"].mask.any()
+        assert not out["M500c_lx-chiu22"].mask.any()
+        for behaviour, name, reason in plugins:
+            try:
+                check_estimator_name(name)
+            except ValueError:
+                assert f"M500c_{name}" not in out.colnames
+                continue
+            if f"M500c_{name}" not in out.colnames:  # an import failure, or a name taken twice
+                continue
+            if behaviour in ("estimate_exit", "estimate_generator_exit", "estimate_mutate"):
+                assert out[f"M500c_{name}"].mask.all(), (behaviour, name)
+        if copy:
+            assert snapshot(table) == before
+        else:
+            assert list(table["z"]) == [0.1, 0.5, 0.9]
+        path = tmp_path / f"out{k}.fits"
+        acm.esass.write_table(out, path)
+        assert len(QTable.read(path)) == 3
+
+    inner()
+
+
+UNIT_STRINGS = st.one_of(
+    st.sampled_from(["1e44 erg/s", "h70^-2 erg/s", "10+44 erg/s", "erg s-1", "erg/s",
+                     "1e-7 W", "W", "keV", "erg/s/h70", "log(erg/s)", "dex(erg/s)",
+                     "ct/s", "", "  ", "erg/sec", "10**44 erg / s"]),
+    st.text(alphabet="0123456789e+-*/^ ()abcdeghklmnorstwxyzWh.", min_size=1, max_size=14))
+
+
+@settings(max_examples=150, deadline=None)
+@given(UNIT_STRINGS, st.booleans())
+def test_unit_strings_of_the_luminosity(unit_text, through_fits):
+    """Any unit string on L_X: a mass, a ColumnUnitError naming the column, or rows masked
+    with a reason naming it; never "estimator failed" for the caller's unit."""
+    CASES["unit-strings"] += 1
+    table = Table({"z": [0.1, 0.4], "LX_500": [3e43, 2e44]})
+    table["LX_500"].unit = u.Unit(unit_text, parse_strict="silent") if unit_text.strip() else None
+    if through_fits:
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                table.write(buf, format="fits")
+            except (ValueError, u.UnitsError):  # astropy cannot store this unit in FITS
+                assume(False)
+            table = read_catalog_bytes(buf.getvalue())
+    try:
+        out = acm.add_mass_columns(table, estimators="lx-chiu22")
+    except ColumnUnitError as exc:
+        assert "LX_500" in str(exc)
+        CASES["unit-strings/error"] += 1
+        return
+    flags = [str(f) for f in out["M500c_lx-chiu22_flag"]]
+    assert not any(f.startswith("estimator failed") for f in flags), flags
+    masked = np.asarray(out["M500c_lx-chiu22"].mask)
+    assert all("LX_500" in f for f, m in zip(flags, masked) if m), flags
+
+
+def read_catalog_bytes(data):
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".fits") as fh:
+        fh.write(data)
+        fh.flush()
+        return read_catalog(fh.name)
+
+
+SPECIAL = ["absent", "regular", "fifo", "link_to_file", "dangling_link", "loop", "directory",
+           "missing_dir", "link_to_fifo"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(SPECIAL), st.booleans(), st.sampled_from(["estimate", "run"]))
+def test_special_output_paths_through_the_cli(tmp_path, capsys, kind, overwrite, command):
+    """Whatever is at the output path: a regular file is written (or replaced with
+    --overwrite), a symlink written through, anything else refused in one line; no
+    special file is replaced, no temporary file is left."""
+    CASES["special-paths"] += 1
+    work = tmp_path / f"s{CASES['special-paths']}"
+    work.mkdir()
+    src = work / "in.fits"
+    QTable({"z": [0.1, 0.3], "LX": [1e43, 1e44] * u.erg / u.s}).write(src)
+    out = work / "out.fits"
+    real = work / "real.fits"
+    if kind == "regular":
+        out.write_bytes(b"old")
+    elif kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "link_to_file":
+        real.write_bytes(b"old")
+        out.symlink_to(real)
+    elif kind == "dangling_link":
+        out.symlink_to(real)
+    elif kind == "loop":
+        out.symlink_to(out)
+    elif kind == "directory":
+        out.mkdir()
+    elif kind == "link_to_fifo":
+        os.mkfifo(real)
+        out.symlink_to(real)
+    elif kind == "missing_dir":
+        out = work / "nodir" / "out.fits"
+    argv = [command, str(src), "-o", str(out), "-e", "lx-chiu22"]
+    argv += ["--overwrite"] if overwrite else []
+    argv += ["--no-progress"] if command == "run" else []
+    rc = cli_main(argv)
+    err = capsys.readouterr().err
+    if rc == 0:
+        CASES["special-paths/written"] += 1
+        assert kind in ("absent", "dangling_link") or (
+            overwrite and kind in ("regular", "link_to_file")), (kind, overwrite)
+        target = real if kind in ("link_to_file", "dangling_link") else out
+        assert len(QTable.read(target)) == 2
+        if "link" in kind:
+            assert out.is_symlink()
+    else:
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert kind not in ("absent",), err
+    if kind == "fifo":
+        assert out.is_fifo()
+    if kind == "link_to_fifo":
+        assert out.is_symlink() and real.is_fifo()
+    if kind == "directory":
+        assert out.is_dir()
+    if kind == "regular" and not overwrite:
+        assert out.read_bytes() == b"old"
+    leftovers = [p.name for p in work.rglob("*") if ".acm-part" in p.name or "probe" in p.name]
+    assert leftovers == []
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(2, 4), st.booleans(), st.booleans())
+def test_concurrent_writers_of_one_output(tmp_path, n_writers, overwrite, exists):
+    """Several writers of one file at once: without overwrite at most one wins (none if
+    it existed), with overwrite all succeed; the file is always one writer's whole text."""
+    import threading
+
+    from astro_clustermass.io.atomic import atomic_path
+
+    CASES["concurrency"] += 1
+    out = tmp_path / f"c{CASES['concurrency']}.txt"
+    if exists:
+        out.write_text("old")
+    barrier = threading.Barrier(n_writers)
+    wins = []
+
+    def write(i):
+        text = f"writer {i} " * 1000
+        try:
+            with atomic_path(out, overwrite=overwrite) as tmp:
+                with open(tmp, "w") as fh:
+                    fh.write(text)
+                barrier.wait(10)
+            wins.append(i)
+        except FileExistsError:
+            try:
+                barrier.wait(10)
+            except threading.BrokenBarrierError:
+                pass
+        except threading.BrokenBarrierError:
+            pass
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(n_writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    text = out.read_text()
+    if overwrite:
+        assert len(wins) == n_writers and text in {f"writer {i} " * 1000 for i in wins}
+    elif exists:
+        assert wins == [] and text == "old"
+    else:
+        assert len(wins) == 1 and text == f"writer {wins[0]} " * 1000
+    assert [p.name for p in tmp_path.iterdir() if ".acm-part" in p.name] == []

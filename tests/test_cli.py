@@ -36,8 +36,12 @@ def test_estimate_round_trip(tmp_path, monkeypatch, capsys):
             n = len(catalog)
             return np.full(n, 14.0), np.full(n, 0.2), np.ones(n, bool), np.full(n, "")
 
+    from astro_clustermass.core import EstimatorSpec
+
     monkeypatch.setattr("astro_clustermass.api.default_registry",
                         lambda: type("R", (), {"get": staticmethod(lambda name: Toy()),
+                                               "spec": staticmethod(
+                                                   lambda name: EstimatorSpec("toy", Toy)),
                                                "names": ["toy"]})())
     src = tmp_path / "in.fits"
     QTable({"Z_BEST": [0.1, 0.2], "LX": [1e43, 2e43] * u.erg / u.s}).write(src)
@@ -104,11 +108,13 @@ def test_estimate_with_an_ebi_stack(tmp_path, capsys):
     assert np.all(np.isfinite(np.asarray(table["log10M500c_cnn-ensemble"].value)))
     # a stack of another length is refused for that estimator, not silently misaligned
     write_ebi_stack(tmp_path / "short.h5", images[:2], EBIParameters())
-    assert main(["estimate", str(tmp_path / "cat.fits"), "--images", str(tmp_path / "short.h5"),
-                 "-o", str(tmp_path / "out2.fits")]) == 0
-    flags = [str(f) for f in read_catalog(tmp_path / "out2.fits")["M500c_cnn-ensemble_flag"]]
-    assert all("2" in f and "3" in f for f in flags), flags
+    # (the only estimator failed: exit 1 with the reason, nothing written; issue 19)
     capsys.readouterr()
+    assert main(["estimate", str(tmp_path / "cat.fits"), "--images", str(tmp_path / "short.h5"),
+                 "-o", str(tmp_path / "out2.fits")]) == 1
+    err = capsys.readouterr().err
+    assert "cnn-ensemble" in err and "2 cubes" in err and "3 rows" in err, err
+    assert not (tmp_path / "out2.fits").exists()
     assert main(["estimate", str(tmp_path / "cat.fits"), "--images", str(tmp_path / "ebis.h5"),
                  "-e", "lx-chiu22", "-o", str(tmp_path / "out3.fits")]) == 1
     assert "reads energy-band images" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import pytest
 from astropy.table import QTable, Table
 
 import astro_clustermass as acm
+from astro_clustermass.core import EstimatorError
 from astro_clustermass.registry import (
     DuplicateEstimatorError,
     PluginError,
@@ -170,8 +171,13 @@ def test_unbuildable_estimator_skipped_only_when_not_requested(plugin_env, monke
     out = acm.add_mass_columns(TABLE)  # all that can run: skipped, with a warning
     assert "M500c_nobuild" not in out.colnames
     assert "no weights here" in caplog.text
-    with pytest.raises(RuntimeError, match="no weights here"):
-        acm.add_mass_columns(TABLE, estimators=["nobuild"])
+    # asked for: its rows are masked with the reason (issue 19: a broken plugin never
+    # stops the others), or the error names it with on_error="raise"
+    out = acm.add_mass_columns(TABLE, estimators=["nobuild"])
+    assert out["M500c_nobuild"].mask.all()
+    assert all("no weights here" in f for f in out["M500c_nobuild_flag"])
+    with pytest.raises(EstimatorError, match="nobuild.*no weights here"):
+        acm.add_mass_columns(TABLE, estimators=["nobuild"], on_error="raise")
 
 
 PHOTONS = """

@@ -15,7 +15,7 @@ import sys
 
 from .._version import __version__
 
-__all__ = ["main"]
+__all__ = ["main", "one_line"]
 
 log = logging.getLogger("astro_clustermass")
 
@@ -69,9 +69,38 @@ def main(argv=None):
         return 1
     try:
         return importlib.import_module(_module(args.command)).run(args)
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        print(f"astro-clustermass {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGINT): files being written were removed on the way out.
+        print(f"astro-clustermass {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
+        print(f"astro-clustermass {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
+
+
+#: Exceptions whose message says enough without the exception's type.
+_SELF_EXPLAINING = (OSError, KeyError, ValueError, RuntimeError, ArithmeticError)
+
+#: Longest error line printed [characters].
+MAX_ERROR_LENGTH = 500
+
+
+def one_line(exc):
+    """The text of ``exc`` as one line: its first line (e.g. not astropy's table of
+    formats), its type when the message alone would not say what went wrong, and at
+    most `MAX_ERROR_LENGTH` characters."""
+    text = str(exc).strip()
+    if isinstance(exc, KeyError) and text.startswith(("'", '"')) and len(exc.args) == 1:
+        text = str(exc.args[0])  # KeyError quotes its message
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(lines) > 1 and not text.endswith((".", ":")):
+        text += " ..."
+    if not text or not isinstance(exc, _SELF_EXPLAINING):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if len(text) > MAX_ERROR_LENGTH:
+        text = text[:MAX_ERROR_LENGTH - 3] + "..."
+    return text
 
 
 if __name__ == "__main__":  # pragma: no cover

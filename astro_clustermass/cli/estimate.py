@@ -7,7 +7,8 @@ Example::
 
 from __future__ import annotations
 
-from ._common import add_column_map_argument, expand_paths, parse_column_map
+from ._common import (add_column_map_argument, all_failed, expand_paths, parse_column_map,
+                      positive)
 
 __all__ = ["add_arguments", "run"]
 
@@ -28,9 +29,9 @@ def add_arguments(parser):
                              "them (cnn-ensemble)")
     parser.add_argument("--rate-band", type=int, action="append",
                         help="eSASS band suffix whose ML_RATE is the count rate (repeatable: summed)")
-    parser.add_argument("--timeout", type=float, default=None,
+    parser.add_argument("--timeout", type=positive(float), default=None,
                         help="time limit per estimator, seconds (each then runs in its own "
-                             "process)")
+                             "process; one that runs out of time is masked)")
     parser.add_argument("--on-error", choices=("mask", "raise"), default="mask",
                         help="when an estimator fails: mask its columns (default) or stop")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -39,9 +40,10 @@ def add_arguments(parser):
 def run(args):
     """Run ``astro-clustermass estimate``; returns the exit status."""
     from ..api import add_mass_columns
-    from ..esass import read_catalog, write_table
+    from ..esass import check_writable, read_catalog, write_table
 
     column_map = parse_column_map(args.column_map)
+    check_writable(args.output, overwrite=args.overwrite)  # before any work, not after
     table = read_catalog(args.catalog, rate_band=args.rate_band)
     estimators = args.estimators
     if args.images:
@@ -49,6 +51,7 @@ def run(args):
     events = expand_paths(args.events) if args.events else None
     out = add_mass_columns(table, estimators=estimators, column_map=column_map,
                            on_error=args.on_error, events=events, timeout=args.timeout)
+    all_failed(out)
     write_table(out, args.output, overwrite=args.overwrite)
     added = [c for c in out.colnames if c not in table.colnames]
     print(f"wrote {len(out)} rows with {len(added)} new columns to {args.output}")
@@ -64,7 +67,8 @@ def _with_images(table, names, images, column_map):
     if names is None:  # every estimator that can run, plus those that read images
         auto = [e.name for e in resolve_estimators(None, table, column_map)]
         names = auto + [n for n in registry.names
-                        if n not in auto and registry.spec(n).accepts("images")]
+                        if n not in auto and registry.takes(n, "images")]
+    # Named ones are the user's: their errors (unknown, duplicate) are raised.
     takers = [n for n in names if registry.spec(n).accepts("images")]
     if not takers:
         raise ValueError(f"--images: none of the estimators {names} reads energy-band images")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_column_map_argument, expand_paths, parse_column_map
+from ._common import (add_column_map_argument, all_failed, expand_paths, parse_column_map,
+                      positive)
 
 __all__ = ["add_arguments", "run"]
 
@@ -29,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", default=None,
                         help="threads (default), processes, synchronous, local-cluster, or a "
                              "Dask scheduler address such as tcp://host:8786")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=positive(int), default=None,
                         help="workers of the local schedulers / of local-cluster")
-    parser.add_argument("--tile-size", type=float, default=None,
+    parser.add_argument("--tile-size", type=positive(float), default=None,
                         help="side of a sky tile in degrees (default 8)")
     parser.add_argument("--workdir", default=None,
                         help="directory of the tile results (default OUTPUT.tiles)")
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recompute every tile")
     parser.add_argument("--keep-tiles", action="store_true",
                         help="keep the tile results after a successful run")
-    parser.add_argument("--timeout", type=float, default=None,
+    parser.add_argument("--timeout", type=positive(float), default=None,
                         help="time limit per estimator and tile, seconds")
     add_column_map_argument(parser)
     parser.add_argument("--on-error", choices=("mask", "raise"), default="mask",
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = estimate_catalog(
         args.catalog, estimators=args.estimators, events=expand_paths(args.events),
-        tile_size=args.tile_size or DEFAULT_TILE_SIZE, scheduler=args.scheduler,
+        tile_size=DEFAULT_TILE_SIZE if args.tile_size is None else args.tile_size,
+        scheduler=args.scheduler,
         workers=args.workers, output=args.output, overwrite=args.overwrite,
         resume=args.resume, workdir=args.workdir, column_map=parse_column_map(args.column_map),
         on_error=args.on_error, timeout=args.timeout,
@@ -65,5 +67,6 @@ def run(args: argparse.Namespace) -> int:
     info = out.meta["astro_clustermass_run"]
     print(f"wrote {len(out)} rows to {args.output} ({info['tiles']} tiles, "
           f"{info['tiles_reused']} reused, {info['wall_s']:.1f} s)")
+    all_failed(out, written=args.output)
     return 0
 

@@ -192,7 +192,10 @@ def load_members(weights_dir, manifest=None, verify=True):
     models = []
     for info in manifest["members"]:
         path = os.path.join(weights_dir, info["file"])
-        if verify and info.get("sha256") and _sha256(path) != info["sha256"]:
+        if verify and not info.get("sha256"):
+            raise ManifestError(f"{path}: the manifest gives no sha256 for this member; "
+                                "weights are loaded only when their checksum can be checked")
+        if verify and _sha256(path) != info["sha256"]:
             raise ManifestError(f"{path}: SHA-256 differs from the manifest (corrupt or "
                                 "replaced file)")
         tensors, meta = load_state(path)

@@ -136,8 +136,14 @@ def read_ebi_stack(path, mmap=False):
             raw = raw.decode()
         params = None
         if raw:
-            d = yaml.safe_load(raw) if isinstance(raw, str) else raw
-            params = None if d is None else EBIParameters.from_dict(d)
+            try:
+                d = yaml.safe_load(raw) if isinstance(raw, str) else raw
+                params = None if d is None else EBIParameters.from_dict(d)
+            except (yaml.YAMLError, TypeError, ValueError, AttributeError) as exc:
+                # e.g. a !!python tag: refused by safe_load, said with the file's name
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ValueError(f"EBI stack {path!r}: its ebi_parameters attribute cannot "
+                                 f"be read safely ({type(exc).__name__}: {first})") from None
         images = f["ebi"] if mmap else f["ebi"][...].astype(np.float32, copy=False)
         has_cat = "catalog" in f
     except BaseException:

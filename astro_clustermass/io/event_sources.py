@@ -53,6 +53,9 @@ def _as_float(values, unit, to_unit, what, source):
     arr = np.asarray(vals)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{source}: column {what} must be numeric; got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{source}: column {what} has shape {arr.shape}; expected one value "
+                         "per photon")
     arr = arr.astype(float, copy=False)
     if unit is not None and str(unit).strip() not in ("", "None"):
         try:
@@ -64,6 +67,22 @@ def _as_float(values, unit, to_unit, what, source):
                 f"{source}: column {what} has unit {unit!s}, which is not convertible to "
                 f"{to_unit!s}") from exc
     return arr
+
+
+#: Photon energies [eV] below this, in a column without a unit, are keV by mistake: no
+#: eROSITA photon has PI < 20 eV (its band starts at 0.2 keV).
+_KEV_LIKE_MAX_EV = 20.0
+
+
+def _check_energies(pi_ev, unit, source):
+    """`ValueError` when PI without a unit holds keV (every photon below 20 "eV")."""
+    if unit is not None and str(unit).strip() not in ("", "None"):
+        return
+    if pi_ev.size and float(np.max(pi_ev)) < _KEV_LIKE_MAX_EV:
+        raise ValueError(f"{source}: column PI has no unit and every photon's value is below "
+                         f"{_KEV_LIKE_MAX_EV:g} (largest {float(np.max(pi_ev)):g}): these "
+                         "energies look like keV, but eSASS PI is in eV; give the column a "
+                         "unit (TUNIT = 'keV') or convert it")
 
 
 def _quality_mask(cols, flag_mask, pat_typ, source):
@@ -105,6 +124,7 @@ def _chunk_arrays(cols, units, flag_mask, pat_typ, source, keep_time, box=None):
     pos = pi > 0  # eSASS: negative PI for the secondary pixels of a pattern
     rejected["PI <= 0"] = int((base & ~pos).sum())
     keep = base & pos
+    _check_energies(pi[keep], units.get("PI"), source)
     out = [np.mod(ra[keep], 360.0), dec[keep], pi[keep].astype(np.float32)]
     if keep_time:
         t = cols.get("TIME")

@@ -31,10 +31,22 @@ from astropy import units as u
 
 from ..catalog import CatalogView, ColumnUnitError, MissingColumnError
 from ..core import EstimatorError, MassEstimate, write_mass_columns
-from ..io.atomic import atomic_write_text
+from ..io.atomic import atomic_write_text, cleanup_on_signals
 from ..io.event_index import EventFileIndex
-from .tiles import (_EMPTY_BOX, DEFAULT_MARGIN, DEFAULT_TILE_SIZE, TileGrid, _items, _plain,
-                    _read_tile, _run_tile, _table_hash, _tile_file)
+from ..io.locks import RunLock
+from .tiles import (
+    _EMPTY_BOX,
+    DEFAULT_MARGIN,
+    DEFAULT_TILE_SIZE,
+    TileGrid,
+    _items,
+    _plain,
+    _read_tile,
+    _run_tile,
+    _table_hash,
+    _tile_file,
+    _WriteGuard,
+)
 
 __all__ = ["estimate_catalog"]
 
@@ -56,6 +68,8 @@ def _scheduler_kwargs(scheduler, workers):
             kw = {"scheduler": s}
             if workers and s not in ("synchronous", "sync", "single-threaded"):
                 kw["num_workers"] = workers
+            if s in _PROCESS_SCHEDULERS:
+                kw["chunksize"] = 1  # a tile is a big task: not six to one worker
             return kw, None, None
         from distributed import Client
 
@@ -144,9 +158,12 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
         treat rows independently. ``meta['astro_clustermass_run']`` records the run
         (hash, tiles, tile size, scheduler).
     """
-    from ..esass import read_catalog, write_table
+    from ..esass import check_writable, read_catalog, write_table
 
     t_start = time.monotonic()
+    grid = TileGrid(tile_size)
+    if output is not None:  # before any work: a bad output is said now, not after the tiles
+        check_writable(output, overwrite=overwrite)
     if isinstance(catalog, (str, os.PathLike)):
         catalog = read_catalog(catalog)
     from astropy.table import Table
@@ -155,8 +172,6 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
         raise TypeError(f"expected an astropy Table or QTable, got {type(catalog).__name__}")
     if on_error not in ("mask", "raise"):
         raise ValueError(f"on_error must be 'mask' or 'raise', not {on_error!r}")
-    if output is not None and os.path.exists(output) and not overwrite:
-        raise FileExistsError(f"{os.fspath(output)!r} exists; pass overwrite=True to replace it")
     events = [os.path.abspath(os.fspath(p)) for p in (events or [])]
     margin_deg = float(u.Quantity(margin, u.arcsec).to_value(u.deg))
     items = _items(estimators, catalog, column_map, events)
@@ -174,7 +189,6 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
         log.warning("estimators %s read events but no event files were given",
                     [i.name for i in items if i.wants_events])
 
-    grid = TileGrid(tile_size)
     n = len(catalog)
     try:
         pos = CatalogView(catalog, optional=("RA", "DEC"), column_map=column_map)
@@ -207,18 +221,39 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
     else:
         temporary = False
     run_dir = Path(workdir) / f"run-{run_hash[:16]}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "manifest.json", json.dumps(_plain(key), indent=1))
+    Path(workdir).mkdir(parents=True, exist_ok=True)
     if cleanup is None:
         cleanup = output is not None or temporary
     if temporary and not cleanup:
         log.info("tile results kept in %s", workdir)
+    # One run per work directory (and so per default output): a second is refused,
+    # instead of the two deleting each other's tile results.
+    with RunLock(Path(workdir) / LOCK_NAME) as lock:
+        return _locked_run(catalog, items, events, grid, tiles, run_dir, run_hash, workdir,
+                           margin_deg, column_map, on_error, timeout, resume, scheduler,
+                           workers, progress, key, lock, output, overwrite, cleanup,
+                           own_workdir, t_start, write_table)
 
+
+#: The lock file of a run, in its work directory (`~astro_clustermass.io.locks.RunLock`).
+LOCK_NAME = "run.lock"
+
+
+def _locked_run(catalog, items, events, grid, tiles, run_dir, run_hash, workdir, margin_deg,
+                column_map, on_error, timeout, resume, scheduler, workers, progress, key,
+                lock, output, overwrite, cleanup, own_workdir, t_start, write_table):
+    """The part of `estimate_catalog` that runs under the work directory's lock."""
+    n = len(catalog)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "manifest.json", json.dumps(_plain(key), indent=1))
     kwargs, client, cluster = _scheduler_kwargs(scheduler, workers)
+    guard = _WriteGuard(lock.path, lock.token,
+                        os.getpid() if kwargs.get("scheduler") in _PROCESS_SCHEDULERS else None)
     try:
-        paths = _run_tasks(catalog, items, events, grid, tiles, run_dir, run_hash, workdir,
-                           margin_deg, column_map, on_error, timeout, resume, kwargs,
-                           progress)
+        with cleanup_on_signals():
+            paths = _run_tasks(catalog, items, events, grid, tiles, run_dir, run_hash,
+                               workdir, margin_deg, column_map, on_error, timeout, resume,
+                               kwargs, progress, guard)
     finally:
         if client is not None:
             client.close()
@@ -271,8 +306,12 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
     return out
 
 
+#: dask's local schedulers whose workers are child processes of the driver.
+_PROCESS_SCHEDULERS = ("processes", "multiprocessing")
+
+
 def _run_tasks(catalog, items, events, grid, tiles, run_dir, run_hash, workdir, margin_deg,
-               column_map, on_error, timeout, resume, kwargs, progress):
+               column_map, on_error, timeout, resume, kwargs, progress, guard):
     """Index the event files, build one task per tile not done yet, and run them."""
     import dask
 
@@ -304,7 +343,7 @@ def _run_tasks(catalog, items, events, grid, tiles, run_dir, run_hash, workdir, 
         sub = catalog[rows]
         tasks.append(dask.delayed(_run_tile, pure=False)(
             tile, rows, sub, items, paths, box, str(run_dir), column_map, on_error, timeout,
-            dask_key_name=f"acm-tile-{run_hash[:8]}-{tile}"))
+            guard, dask_key_name=f"acm-tile-{run_hash[:8]}-{tile}"))
     log.info("estimate_catalog: %d rows in %d tiles (%d reused from %s)", n, len(groups),
              reused, run_dir)
 

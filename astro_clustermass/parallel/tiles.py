@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from ..api import estimate_masses, resolve_estimators
 from ..core import EstimatorError, EstimatorSpec, MassEstimator
 from ..io.atomic import atomic_write
 from ..io.events import EventList
+from ..io.locks import RunLock, RunLockError
 
 __all__ = ["TileGrid", "DEFAULT_TILE_SIZE", "DEFAULT_MARGIN"]
 
@@ -202,10 +205,65 @@ def _tile_file(run_dir, tile):
     return Path(run_dir) / f"tile_{tile:+07d}.npz"
 
 
+@dataclass
+class _WriteGuard:
+    """What a tile task checks so that it never outlives its run.
+
+    ``lock``/``token``: the run's lock file and its token; a tile result is written only
+    while the lock holds the token (a driver killed with SIGKILL leaves a stale lock
+    that the next run takes over, or none). ``driver``: the driver's pid when the
+    workers are its child processes (dask's ``processes`` scheduler): on Linux the
+    worker asks the kernel to kill it when the driver dies (``PR_SET_PDEATHSIG``).
+    """
+
+    lock: Path
+    token: str
+    driver: int | None = None
+
+    def _orphaned(self):
+        return (self.driver is not None and os.getpid() != self.driver
+                and os.getppid() != self.driver)
+
+    def enter_worker(self):
+        """Called at the start of a tile task."""
+        if self._orphaned():
+            raise RunLockError(f"the run's driver (pid {self.driver}) is gone; stopping")
+        if self.driver is not None and os.getpid() != self.driver:
+            _die_with_parent()
+
+    def before_write(self):
+        """Called before a tile result is moved into place."""
+        if self._orphaned():
+            raise RunLockError(f"the run's driver (pid {self.driver}) is gone; not writing")
+        RunLock.check(self.lock, self.token)
+
+
+_DEATH_SIGNAL_SET = False
+
+
+def _die_with_parent():
+    """Linux: SIGKILL this process when its parent dies (once per process)."""
+    global _DEATH_SIGNAL_SET
+    if _DEATH_SIGNAL_SET or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        _DEATH_SIGNAL_SET = True
+    except (OSError, AttributeError):  # pragma: no cover - no prctl: the lock check remains
+        pass
+
+
 def _run_tile(tile, rows, table, items, event_paths, box, run_dir, column_map, on_error,
-              timeout):
+              timeout, guard=None):
     """Estimate the masses of one tile's clusters and write them to its result file."""
     out_path = _tile_file(run_dir, tile)
+    if guard is not None:
+        guard.enter_worker()
     events = None
     if any(i.wants_events for i in items) and event_paths:
         events = EventList.read(event_paths, box=box)
@@ -225,6 +283,8 @@ def _run_tile(tile, rows, table, items, event_paths, box, run_dir, column_map, o
     def writer(tmp):
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
+        if guard is not None:
+            guard.before_write()
     atomic_write(out_path, writer)
     return str(out_path)
 

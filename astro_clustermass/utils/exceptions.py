@@ -35,7 +35,15 @@ __all__ = [
     "InputDataWarning",
     "OutOfRangeWarning",
     "PluginWarning",
+    "EstimatorError",
 ]
+
+
+class EstimatorError(RuntimeError):
+    """An estimator failed or returned something that violates the interface.
+
+    Also importable as ``astro_clustermass.EstimatorError``.
+    """
 
 
 class AstroClusterMassWarning(AstropyWarning):
