@@ -9,6 +9,7 @@ from astropy.utils.exceptions import (
     AstropyWarning,
 )
 
+import astro_clustermass as acm
 from astro_clustermass.utils import exceptions
 from astro_clustermass.utils.exceptions import (
     AstroClusterMassDeprecationWarning,
@@ -22,14 +23,19 @@ from astro_clustermass.utils.exceptions import (
 SPECIFIC = [InputDataWarning, OutOfRangeWarning, PluginWarning]
 
 
-def test_all_lists_every_warning_class():
+WARNINGS = [n for n in exceptions.__all__ if issubclass(getattr(exceptions, n), Warning)]
+
+
+def test_all_lists_every_class():
     classes = {name for name, obj in vars(exceptions).items()
-               if isinstance(obj, type) and issubclass(obj, Warning)
+               if isinstance(obj, type) and issubclass(obj, (Warning, Exception))
                and obj.__module__ == exceptions.__name__}
     assert classes == set(exceptions.__all__)
+    assert set(exceptions.__all__) - set(WARNINGS) == {"EstimatorError"}
+    assert exceptions.EstimatorError is acm.EstimatorError
 
 
-@pytest.mark.parametrize("name", exceptions.__all__)
+@pytest.mark.parametrize("name", WARNINGS)
 def test_every_class_is_a_package_and_astropy_warning(name):
     cls = getattr(exceptions, name)
     assert issubclass(cls, AstroClusterMassWarning)
