@@ -246,17 +246,17 @@ def column_band(table, colname):
         ``(emin, emax)``, or None if the catalogue does not say.
     """
     meta = getattr(table[colname].info, "meta", None) or {}
-    if meta.get("band_keV") is not None:
-        lo, hi = meta["band_keV"]
-        return float(lo), float(hi)
-    bands = table.meta.get("bands") or {}
+    bands = table.meta.get("bands")
     match = _RATE_COLUMN.match(colname)
-    if match and bands:
+    edges = meta.get("band_keV") if isinstance(meta, dict) else None
+    if edges is None and match and isinstance(bands, dict):
         band = int(match.group(2)) if match.group(2) else 0
         edges = bands.get(band, bands.get(str(band)))
-        if edges is not None:
-            return float(edges[0]), float(edges[1])
-    return None
+    try:
+        lo, hi = (float(v) for v in edges)
+    except (TypeError, ValueError):  # not recorded, or not a pair of numbers
+        return None
+    return lo, hi
 
 
 def _contiguous_bands(bands):

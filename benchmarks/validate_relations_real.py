@@ -90,7 +90,7 @@ def plot(table, static):
         ax = fig1.add_subplot(1, 2, k + 1)
         ax.errorbar(pub[ok], mu[ok], xerr=pub_err[ok], yerr=sig[ok], fmt="o", ms=2.5,
                     elinewidth=0.4, alpha=0.6)
-        lim = (13.0, 15.3)
+        lim = (12.8, 15.3)
         ax.plot(lim, lim, "k-", lw=0.8)
         ax.set(xlim=lim, ylim=lim, title=f"{name} ({ok.sum()} secure eFEDS clusters)",
                xlabel=r"published $\log_{10}(M_{500c}/M_\odot)$ (Chiu et al. 2022, h = 0.7)",

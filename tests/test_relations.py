@@ -350,3 +350,21 @@ def test_direct_scaling_relation_construction():
     assert 10 ** inv.log10_mass[0] == pytest.approx(2e14)
     with pytest.raises(RelationError):
         ScalingRelation("toy", "LX", 1.0 * u.erg / u.s, 1e14 * u.Msun, 0.0, A=-1, B=1)
+
+
+def test_columns_read_and_band_of_a_luminosity(caplog):
+    from astro_clustermass.catalog import ColumnUnitError
+
+    cat = QTable({"z": [0.3], "Lx_soft": [5e43] * u.erg / u.s})
+    est = ScalingRelationEstimator("lx-chiu22")
+    read = est.estimate(cat).meta["columns_read"]
+    assert read[1] == {"canonical": "LX", "column": "Lx_soft", "unit": "erg / s",
+                       "band": "not recorded in the catalogue; taken to be 0.5-2 keV, rest "
+                               "frame, within R500c"}
+    cat["Lx_soft"].info.meta = {"band_keV": [0.1, 2.4]}
+    with pytest.raises(ColumnUnitError, match=r"holds 0.1-2.4 keV.*column_map"):
+        est.estimate(cat)
+    out = est.estimate(cat, column_map={"LX": "Lx_soft"})
+    assert out.valid.all() and "asked for" in out.meta["columns_read"][1]["band"]
+    assert "sigma" in out.meta["parameters"] and "intrinsic scatter" in \
+        out.meta["parameters"]["sigma"]

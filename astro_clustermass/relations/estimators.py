@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 from astropy import units as u
+from astropy.table import Table
 
 from ..catalog import CANONICAL_COLUMNS, ColumnUnitError, find_column
 from ..core import MassEstimator
@@ -101,6 +102,8 @@ class ScalingRelationEstimator(MassEstimator):
         `~astro_clustermass.esass.read_catalog`), which is used with a warning. The
         provenance gets ``columns_read``: the catalogue columns read, with unit and band.
         """
+        if not isinstance(table, Table):  # the base class says what it expects
+            return super().estimate(table, column_map=column_map)
         read = self.columns_read(table, column_map)
         result = super().estimate(table, column_map=column_map)
         return dataclasses.replace(result, meta={**result.meta, "columns_read": read})
@@ -137,8 +140,7 @@ class ScalingRelationEstimator(MassEstimator):
                         f"keV) is not of the band of {rel.observable} column {obs_col!r} "
                         f"({obs_band[0]:g}-{obs_band[1]:g} keV); name both with column_map")
                 # the error of the band the caller chose for the observable is chosen too
-                entry["band"] = self._band_of(table, colname, canonical,
-                                              asked or (obs_asked and band is not None))
+                entry["band"] = self._band_of(table, colname, canonical, asked or obs_asked)
             out.append(entry)
         return out
 
@@ -166,9 +168,12 @@ class ScalingRelationEstimator(MassEstimator):
             log.warning("%s: %s; used because it was asked for (masses biased)", rel.name,
                         problem)
             return f"{label} (asked for; the relation's band is {text})"
-        bands = table.meta.get("bands") or {}
-        listed = ", ".join(f"{b}: {lo:g}-{hi:g} keV" for b, (lo, hi) in sorted(
-            (int(k), v) for k, v in bands.items()))
+        if rel.observable != "count_rate":
+            raise ColumnUnitError(f"{problem}; name it with column_map={{{canonical!r}: ...}} "
+                                  "to use it anyway")
+        bands = table.meta.get("bands")
+        listed = ", ".join(f"{b}: {e[0]:g}-{e[1]:g} keV" for b, e in bands.items()) \
+            if isinstance(bands, dict) else ""
         raise ColumnUnitError(
             f"{problem}. Read the eSASS file with astro_clustermass.esass.read_catalog(path, "
             f"rate_band=...) naming the bands that make 0.2-2.3 keV"
