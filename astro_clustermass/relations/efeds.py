@@ -203,17 +203,12 @@ def summarize(table, name, rows):
         and the published sigma in quadrature (1 if both sigmas described the
         differences and the two were independent).
     """
-    est = table[f"log10M500c_{name}"]
-    valid = ~np.ma.getmaskarray(est) & np.asarray(rows, bool)
-    mu = np.asarray(getattr(est, "unmasked", est).value, float)[valid]
-    sig = np.asarray(getattr(table[f"log10M500c_{name}_err"], "unmasked",
-                             table[f"log10M500c_{name}_err"]).value, float)[valid]
-    pub = np.asarray(table["log10M500c_published"].value, float)[valid]
-    pub_err = np.asarray(table["log10M500c_published_err"].value, float)[valid]
-    lo = np.log10(np.asarray(getattr(table[f"M500c_{name}_lo"], "unmasked",
-                                     table[f"M500c_{name}_lo"]).to_value(u.Msun)))[valid]
-    hi = np.log10(np.asarray(getattr(table[f"M500c_{name}_hi"], "unmasked",
-                                     table[f"M500c_{name}_hi"]).to_value(u.Msun)))[valid]
+    valid = ~np.ma.getmaskarray(table[f"log10M500c_{name}"]) & np.asarray(rows, bool)
+    mu, sig, pub, pub_err = (_values(table[c])[valid] for c in (
+        f"log10M500c_{name}", f"log10M500c_{name}_err", "log10M500c_published",
+        "log10M500c_published_err"))
+    lo, hi = (np.log10(_values(table[f"M500c_{name}_{end}"], u.Msun))[valid]
+              for end in ("lo", "hi"))
     if not valid.any():
         return {"n": 0}
     d = mu - pub
@@ -224,6 +219,13 @@ def summarize(table, name, rows):
             "coverage": float(np.mean((pub >= lo) & (pub <= hi))),
             "mean_sigma": float(np.mean(sig)), "mean_published_sigma": float(np.mean(pub_err)),
             "pull_half_width": float(0.5 * (p84 - p16))}
+
+
+def _values(column, unit=None):
+    """Plain float values of a (masked) Quantity column, masked entries as they are."""
+    q = getattr(column, "unmasked", column)
+    q = q.to(unit) if unit is not None else q
+    return np.asarray(getattr(q, "value", q), dtype=float)
 
 
 def validate(directory, aperture=True, lx_relation=None, cr_relation=None, z_bins=Z_BINS):
