@@ -10,8 +10,10 @@ also:
   quantities from the rows with ``ID_INST == 0``... ``ID_BAND == b``;
 - finds the energy band of every suffix in the ``SASSHIST`` record of ``ermldet``
   (``EMIN``/``EMAX``) and records it in ``meta['bands']``;
-- maps the canonical ``count_rate`` to the band that is 0.2-2.3 keV, when there is
-  one (otherwise it says so and the caller chooses with ``rate_band``);
+- records the band of every ``ML_RATE`` column in its ``meta['band_keV']``;
+- maps the canonical ``count_rate`` to the band that is 0.2-2.3 keV, or to the sum of
+  the bands that make it within 0.11 keV (with a warning), when there are such bands
+  (otherwise it says so and the caller chooses with ``rate_band``);
 - removes units that ``catprep`` writes on dimensionless columns (e.g. ``arcsec``
   on ``DET_LIKE_0`` and ``EXT_LIKE``), with a logged note naming them.
 """
@@ -31,7 +33,7 @@ from astropy.table import Column, MaskedColumn, QTable, Table
 
 from .io.atomic import atomic_path
 
-__all__ = ["read_catalog", "write_table", "check_writable", "CatalogReadError"]
+__all__ = ["read_catalog", "write_table", "check_writable", "column_band", "CatalogReadError"]
 
 log = logging.getLogger("astro_clustermass")
 
@@ -143,7 +145,11 @@ def read_catalog(path, hdu=None, rate_band=None, qtable=True):
     rate_band : int or sequence of int, optional
         eSASS band suffix(es) whose ``ML_RATE`` becomes the canonical ``count_rate``
         (several are summed, their errors added in quadrature). Default: the band
-        whose energy range is 0.2-2.3 keV, if the file defines one.
+        whose energy range is 0.2-2.3 keV, if the file defines one; else the
+        contiguous bands from 0.2 keV whose sum ends within `BAND_EDGE_TOLERANCE` of
+        2.3 keV (e.g. 0.2-2.2 keV, with a warning that says by how much the rate
+        differs); else none (with a warning): the count-rate relations then refuse
+        the file's ``ML_RATE`` columns of other bands.
     qtable : bool
         Return a `~astropy.table.QTable` (default) or a `~astropy.table.Table`.
 
@@ -201,6 +207,7 @@ def read_catalog(path, hdu=None, rate_band=None, qtable=True):
             table = _flatten_ermldet(table)
         table.meta["esass_layout"] = layout
         table.meta["bands"] = {int(b): [float(lo), float(hi)] for b, (lo, hi) in bands.items()}
+        _tag_rate_bands(table, bands, layout)
         _map_count_rate(table, bands, rate_band, path.name)
     for key in [k for k in table.meta if k in ("SASSHIST", "HISTORY", "COMMENT")]:
         table.meta.pop(key)
@@ -208,38 +215,127 @@ def read_catalog(path, hdu=None, rate_band=None, qtable=True):
     return QTable(table) if qtable else table
 
 
+#: How far the upper edge of summed eSASS bands may lie from 2.3 keV for their sum to
+#: stand in for the 0.2-2.3 keV count rate without being asked (e.g. 0.2-2.2 keV, the
+#: usual ermldet bands 1-3, which hold 99.2-99.8 % of the 0.2-2.3 keV counts of a
+#: 1.5-6 keV cluster at z = 0.1-0.6 by the package's ECF).
+BAND_EDGE_TOLERANCE = 0.11
+
+_RATE_COLUMN = re.compile(r"^ML_RATE(_ERR)?(?:_(\d+))?$", re.IGNORECASE)
+
+
+def _tag_rate_bands(table, bands, layout):
+    """Record each ML_RATE(_ERR)(_b) column's energy band in its ``meta['band_keV']``."""
+    for name in table.colnames:
+        match = _RATE_COLUMN.match(name)
+        if not match:
+            continue
+        # ermldet's unsuffixed rate is the summary row (ID_BAND = 0); catprep suffixes all
+        band = int(match.group(2)) if match.group(2) else 0
+        if band in bands and (match.group(2) or layout == "ermldet"):
+            table[name].info.meta = {**(table[name].info.meta or {}),
+                                     "band_keV": [float(v) for v in bands[band]]}
+
+
+def column_band(table, colname):
+    """Energy band [keV] of a count-rate column, where the catalogue records it.
+
+    From the column's ``meta['band_keV']`` (written by `read_catalog`), else, for a
+    table with eSASS ``meta['bands']``, from the band suffix of an ``ML_RATE`` column.
+
+    Returns
+    -------
+    tuple of float or None
+        ``(emin, emax)``, or None if the catalogue does not say.
+    """
+    meta = getattr(table[colname].info, "meta", None) or {}
+    bands = table.meta.get("bands")
+    match = _RATE_COLUMN.match(colname)
+    edges = meta.get("band_keV") if isinstance(meta, dict) else None
+    if edges is None and match and isinstance(bands, dict):
+        band = int(match.group(2)) if match.group(2) else 0
+        edges = bands.get(band, bands.get(str(band)))
+    try:
+        lo, hi = (float(v) for v in edges)
+    except (TypeError, ValueError):  # not recorded, or not a pair of numbers
+        return None
+    return lo, hi
+
+
+def _contiguous_bands(bands):
+    """Suffixes of the contiguous bands (>= 1) that best make 0.2-2.3 keV, or []."""
+    lo, hi = COUNT_RATE_BAND
+    chosen, edge = [], None
+    for b, (emin, emax) in sorted((b, e) for b, e in bands.items() if b >= 1):
+        if edge is None and abs(emin - lo) > 0.011:
+            continue
+        if edge is not None and abs(emin - edge) > 0.011:
+            break
+        chosen.append(b)
+        edge = emax
+        if emax >= hi - BAND_EDGE_TOLERANCE:
+            break
+    if edge is None or abs(edge - hi) > BAND_EDGE_TOLERANCE:
+        return []
+    return chosen
+
+
 def _map_count_rate(table, bands, rate_band, source):
     if "count_rate" in table.colnames:
         return
+    requested = rate_band is not None
     if rate_band is None:
         matches = [b for b, (lo, hi) in bands.items()
                    if np.allclose((lo, hi), COUNT_RATE_BAND, atol=0.011)]
-        if not matches:
+        rate_band = matches[:1] or _contiguous_bands(bands)
+        if not rate_band:
             text = ", ".join(f"{b}: {lo:g}-{hi:g} keV" for b, (lo, hi) in sorted(bands.items()))
-            log.info("%s: no eSASS band is 0.2-2.3 keV (bands %s); count_rate is not set; "
-                     "choose one with rate_band=", source, text or "unknown")
+            log.warning("%s: no eSASS band or sum of bands is 0.2-2.3 keV (bands %s); "
+                        "count_rate is not set, and the count-rate relations refuse the "
+                        "ML_RATE columns of other bands: choose the bands with rate_band=",
+                        source, text or "unknown")
             return
-        rate_band = matches[0]
     chosen = [rate_band] if np.isscalar(rate_band) else list(rate_band)
-    cols = [f"ML_RATE_{b}" for b in chosen]
+    cols = [_band_column(table, "ML_RATE", b) for b in chosen]
     missing = [c for c in cols if c not in table.colnames]
     if missing:
         raise CatalogReadError(f"{source}: rate_band {rate_band!r}: no column(s) {missing}")
     rate = sum(np.asarray(table[c], dtype=float) for c in cols)
-    err2 = sum(np.asarray(table[f"ML_RATE_ERR_{b}"], dtype=float) ** 2 for b in chosen
-               if f"ML_RATE_ERR_{b}" in table.colnames)
+    errs = [_band_column(table, "ML_RATE_ERR", b) for b in chosen]
+    err2 = sum(np.asarray(table[c], dtype=float) ** 2 for c in errs if c in table.colnames)
     table["count_rate"] = rate * (u.ct / u.s)
     table["count_rate_err"] = np.sqrt(err2) * (u.ct / u.s)
     ranges = [bands.get(b) for b in chosen]
-    if all(ranges):
-        energy = f"{min(r[0] for r in ranges):g}-{max(r[1] for r in ranges):g} keV"
-    else:
-        energy = "unknown energies"
-    table["count_rate"].info.description = f"sum of {', '.join(cols)} ({energy})"
-    if all(ranges) and not np.allclose((min(r[0] for r in ranges), max(r[1] for r in ranges)),
-                                       COUNT_RATE_BAND, atol=0.011):
-        log.warning("%s: count_rate taken from %s covers %s, not the canonical 0.2-2.3 keV",
-                    source, ", ".join(cols), energy)
+    edges = ((min(r[0] for r in ranges), max(r[1] for r in ranges)) if all(ranges) else None)
+    energy = f"{edges[0]:g}-{edges[1]:g} keV" if edges else "unknown energies"
+    for name in ("count_rate", "count_rate_err"):
+        table[name].info.description = f"sum of {', '.join(cols)} ({energy})"
+        table[name].info.meta = {"band_keV": list(edges) if edges else None,
+                                 "from_columns": cols, "rate_band_requested": requested}
+    if edges and not np.allclose(edges, COUNT_RATE_BAND, atol=0.011):
+        log.warning("%s: count_rate taken from %s covers %s, not the canonical 0.2-2.3 keV%s",
+                    source, ", ".join(cols), energy,
+                    "" if requested else f" ({_band_shortfall(edges)})")
+
+
+def _band_column(table, name, band):
+    """``NAME_b``; for band 0 of an ermldet list, whose summary row is unsuffixed, ``NAME``."""
+    suffixed = f"{name}_{band}"
+    if band == 0 and suffixed not in table.colnames and name in table.colnames:
+        return name
+    return suffixed
+
+
+def _band_shortfall(edges):
+    """How much a band other than 0.2-2.3 keV changes the rate of a typical cluster."""
+    from .xray.ecf import compute_ecf
+
+    try:
+        ratio = compute_ecf(0.3, 3.0) / compute_ecf(0.3, 3.0, band=tuple(edges))
+    except OSError:  # the ARF is missing or unreadable: say it without the number
+        return "summed without being asked, the nearest the file allows"
+    return (f"summed without being asked, the nearest the file allows: a 3 keV cluster at "
+            f"z = 0.3 gives {ratio:.4f} times its 0.2-2.3 keV count rate there")
 
 
 #: FITS header keyword holding the package's provenance (JSON; FITS cannot hold dicts).

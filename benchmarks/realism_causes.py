@@ -5,7 +5,7 @@ Diagnostics behind "The simulated sky against the real eFEDS catalogue":
 
 1. ``rate``: the simulator's 0.2-2.3 keV count rate per unit rest-frame 0.5-2 keV flux
    (its spectral tables: thermal spectrum, K-correction, Galactic absorption, ARF) against
-   the package's independent folding of the eFEDS ARF (`astro_clustermass.ecf`), per
+   the package's independent folding of the eFEDS ARF (`astro_clustermass.xray.ecf`), per
    redshift and temperature;
 2. ``fields DIR...``: on field realisations, per redshift bin, the selected clusters per
    deg^2 (all, and with ML_RATE > 0.06 ct/s where the selection is nearly complete) and
@@ -42,7 +42,7 @@ Z_BINS = ((0.0, 0.2), (0.2, 0.35), (0.35, 0.5), (0.5, 0.8), (0.8, 1.3))
 
 
 def rate_table():
-    from astro_clustermass import ecf
+    from astro_clustermass.xray import ecf
     from astro_clustermass.simulate import spectra
     from astro_clustermass.simulate.config import DEFAULT_CONFIG as C
 

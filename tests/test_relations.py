@@ -37,10 +37,11 @@ def _dl_mpc(z, h0=70.0, om=0.3):
 # ---------------------------------------------------------------- forward relation by hand
 def test_chiu22_at_pivot_is_A_with_h_conversion():
     rel = load_relation("lx-chiu22")
-    # 1.4e14 h^-1 Msun with h = 0.7 is 2e14 Msun; 3.36e43 h^-2 erg/s is 3.36e43/0.49.
+    # 1.4e14 h^-1 Msun with h = 0.7 is 2e14 Msun; A = 3.36 in 1e43 erg/s (H0 = 70, no
+    # h^-2: the reading the real eFEDS masses support, tests/test_efeds_real.py).
     assert rel.mass_pivot.to_value(u.Msun) == pytest.approx(2.0e14, rel=1e-12)
     lx = rel.mean_observable(2.0e14 * u.Msun, 0.35)
-    assert lx.to_value(u.erg / u.s) == pytest.approx(3.36e43 / 0.49, rel=1e-10)
+    assert lx.to_value(u.erg / u.s) == pytest.approx(3.36e43, rel=1e-10)
     assert rel.scatter_ln == pytest.approx(0.120)
 
 
@@ -50,7 +51,7 @@ def test_chiu22_by_hand(m, z):
     h = 0.7
     mp, zp = 1.4e14 / h, 0.35
     lz = np.log((1 + z) / (1 + zp))
-    expected = (3.36e43 / h ** 2 * (m / mp) ** (1.44 - 0.07 * lz)
+    expected = (3.36e43 * (m / mp) ** (1.44 - 0.07 * lz)
                 * (_ez(z) / _ez(zp)) ** 2 * ((1 + z) / (1 + zp)) ** -0.51)
     got = rel.mean_observable(m * u.Msun, z).to_value(u.erg / u.s)
     assert got == pytest.approx(expected, rel=1e-8)
@@ -294,20 +295,22 @@ def _write_variant(tmp_path, name="lx-chiu22", **changes):
 
 def test_little_h_conversion_is_explicit(tmp_path):
     base = load_relation("lx-chiu22")
-    # Same numbers read as h-free: pivot 1.4e14 Msun and A in 1e43 erg/s.
-    path, data = _write_variant(
-        tmp_path, normalization={"value": 1e43, "unit": "erg / s", "h_exponent": 0},
-        mass_pivot={"value": 1.4e14, "unit": "Msun", "h_exponent": 0})
-    nohrel = load_relation(path)
-    assert nohrel.mass_pivot.to_value(u.Msun) == pytest.approx(1.4e14)
     z = np.array([0.35])
     lx = base.mean_observable([2e14], z)
-    d = nohrel.invert(lx, z, method="analytic").log10_mass - \
-        base.invert(lx, z, method="analytic").log10_mass
-    # ln L = ln A' + B ln(M / M_p'): with h-units, A' = A h^-2, M_p' = M_p h^-1, so
-    # log10 M (h-free reading) - log10 M (h reading) = (1 - 2/B) log10 h = +0.060 dex.
-    assert d[0] == pytest.approx((1 - 2 / 1.44) * np.log10(0.7), abs=1e-10)
-    assert d[0] == pytest.approx(0.0602, abs=1e-4)
+
+    def shift(**changes):
+        path, _ = _write_variant(tmp_path, **changes)
+        return (load_relation(path).invert(lx, z, method="analytic").log10_mass
+                - base.invert(lx, z, method="analytic").log10_mass)[0]
+
+    # The normalisation read in 1e43 h^-2 erg/s (the reading before issue 17): L_X higher
+    # by h^-2 at fixed mass, masses lower by (2 / B) log10 h = -0.215 dex.
+    d = shift(normalization={"value": 1e43, "unit": "erg / s", "h_exponent": -2})
+    assert d == pytest.approx(2 / 1.44 * np.log10(0.7), abs=1e-10)
+    assert d == pytest.approx(-0.2151, abs=1e-4)
+    # The pivot read as h-free 1.4e14 Msun: masses lower by log10(0.7) = -0.155 dex.
+    d = shift(mass_pivot={"value": 1.4e14, "unit": "Msun", "h_exponent": 0})
+    assert d == pytest.approx(np.log10(0.7), abs=1e-10)
     # little_h itself is used
     path2, _ = _write_variant(tmp_path, little_h=0.5)
     assert load_relation(path2).mass_pivot.to_value(u.Msun) == pytest.approx(2.8e14)
@@ -351,3 +354,21 @@ def test_direct_scaling_relation_construction():
     assert 10 ** inv.log10_mass[0] == pytest.approx(2e14)
     with pytest.raises(RelationError):
         ScalingRelation("toy", "LX", 1.0 * u.erg / u.s, 1e14 * u.Msun, 0.0, A=-1, B=1)
+
+
+def test_columns_read_and_band_of_a_luminosity(caplog):
+    from astro_clustermass.catalog import ColumnUnitError
+
+    cat = QTable({"z": [0.3], "Lx_soft": [5e43] * u.erg / u.s})
+    est = ScalingRelationEstimator("lx-chiu22")
+    read = est.estimate(cat).meta["columns_read"]
+    assert read[1] == {"canonical": "LX", "column": "Lx_soft", "unit": "erg / s",
+                       "band": "not recorded in the catalogue; taken to be 0.5-2 keV, rest "
+                               "frame, within R500c"}
+    cat["Lx_soft"].info.meta = {"band_keV": [0.1, 2.4]}
+    with pytest.raises(ColumnUnitError, match=r"holds 0.1-2.4 keV.*column_map"):
+        est.estimate(cat)
+    out = est.estimate(cat, column_map={"LX": "Lx_soft"})
+    assert out.valid.all() and "asked for" in out.meta["columns_read"][1]["band"]
+    assert "sigma" in out.meta["parameters"] and "intrinsic scatter" in \
+        out.meta["parameters"]["sigma"]

@@ -28,6 +28,7 @@ def run(args):
     import tempfile
 
     from ..api import add_mass_columns, list_estimators
+    from ..core import ONE_SIGMA_QUANTILE
     from ..demo import SELECTION, demo_catalog, demo_sky
     from ..esass import write_table
 
@@ -63,7 +64,8 @@ def run(args):
         view["z"].info.format = ".3f"
         view.rename_columns(show[2:], [f"{c} [1e14 Msun]" for c in show[2:]])
         view.pprint_all()
-        print("\nlog10(M_est / M_true):")
+        print("\nlog10(M_est / M_true), and the fraction of true masses inside the 68% "
+              "intervals:")
         true = np.log10(out["M500c"].to_value(u.Msun))
         for name in names:
             col = out[f"log10M500c_{name}"]
@@ -73,8 +75,10 @@ def run(args):
                                      out[f"log10M500c_{name}_err"]).value)
             if ok.any():
                 resid = est[ok] - true[ok]
+                inside = np.abs(resid) <= ONE_SIGMA_QUANTILE * err[ok]  # 16-84% interval
                 print(f"  {name:>14}: {ok.sum():3d} clusters, mean {resid.mean():+.3f} dex, "
-                      f"scatter {resid.std():.3f} dex, mean sigma {err[ok].mean():.3f} dex")
+                      f"scatter {resid.std():.3f} dex, mean sigma {err[ok].mean():.3f} dex, "
+                      f"cov68 {inside.mean():.2f}")
             else:
                 print(f"  {name:>14}: no estimates ({out[f'M500c_{name}_flag'][0]})")
         path = write_table(out, args.output, overwrite=True)

@@ -83,20 +83,10 @@ def load_relation(name_or_path, cls=None):
     name_or_path : str
         Name of a shipped parameter set (``"lx-chiu22"``, ``"cr-erass1"``) or a YAML path.
     cls : type, optional
-        `ScalingRelation` subclass to build; default chosen from the observable
-        (`~astro_clustermass.relations.lx.LuminosityMassRelation` for ``LX``,
-        `~astro_clustermass.relations.countrate.CountRateMassRelation` for
-        ``count_rate``).
+        `ScalingRelation` subclass to build (default `ScalingRelation`).
     """
     path = relation_path(name_or_path)
-    data = _read_yaml(path)
-    if cls is None:
-        cls = ScalingRelation
-        if data.get("observable") == "LX":
-            from .lx import LuminosityMassRelation as cls
-        elif data.get("observable") == "count_rate":
-            from .countrate import CountRateMassRelation as cls
-    return cls.from_dict(data, source=path)
+    return (cls or ScalingRelation).from_dict(_read_yaml(path), source=path)
 
 
 @dataclass(frozen=True)
@@ -327,10 +317,6 @@ class ScalingRelation:
         draw = ln_mean + self.scatter_ln * rng.standard_normal(np.shape(ln_mean))
         return np.exp(draw) * self.normalization
 
-    def mass_slope(self, z):
-        """d ln O / d ln M at redshift ``z``: B + F ln((1+z)/(1+z_p))."""
-        return self.B + self.F * np.log((1.0 + np.asarray(z, float)) / (1.0 + self.redshift_pivot))
-
     # ------------------------------------------------------------------ inversion
     def invert(self, observable, z, observable_err=None, cosmology=None, method="auto",
                prior=None, grid_step=0.01, grid_range=(1e11, 1e17)):
@@ -527,6 +513,9 @@ class ScalingRelation:
             "mass_pivot_Msun": float(self.mass_pivot.to_value(u.Msun)),
             "redshift_pivot": self.redshift_pivot,
             "scatter_ln": self.scatter_ln,
+            "scatter_verified": self._scatter_entry().get("verified"),
+            "scatter_note": " ".join(str(self._scatter_entry().get("note", "")).split()),
+            "band": self.meta.get("band", ""),
             "little_h": self.meta.get("little_h"),
             "z_range": list(self.z_range),
             "mass_range_Msun": list(self.mass_range),
@@ -534,6 +523,10 @@ class ScalingRelation:
             "doi": self.meta.get("doi", ""),
             "source": os.path.basename(self.meta.get("source", "")),
         }
+
+    def _scatter_entry(self):
+        entry = self.meta.get("scatter", {})
+        return entry if isinstance(entry, dict) else {}
 
     def __repr__(self):
         return (f"<ScalingRelation {self.name}: ln({self.observable}/"

@@ -8,13 +8,21 @@ its error column, and inverts the relation (see
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+import logging
 
+import numpy as np
+from astropy import units as u
+from astropy.table import Table
+
+from ..catalog import CANONICAL_COLUMNS, ColumnUnitError, find_column
 from ..core import MassEstimator
 from .base import RelationError, ScalingRelation, load_relation
-from .lx import LuminosityMassRelation
+from .lx import luminosity_to_relation_cosmology
 
 __all__ = ["ScalingRelationEstimator", "make_estimator"]
+
+log = logging.getLogger("astro_clustermass")
 
 _COSMO_CHOICES = ("relation", "input")
 
@@ -83,12 +91,101 @@ class ScalingRelationEstimator(MassEstimator):
                                             sigma8=extra.get("sigma8", 0.8),
                                             ns=extra.get("ns", 0.95))
 
+    def estimate(self, table, column_map=None):
+        """Estimate M500c for every row (see `MassEstimator.estimate`).
+
+        Before anything is computed, the observable's column is checked against the
+        relation's band (``band_keV`` of the parameter set) where the catalogue records
+        its band (`astro_clustermass.esass.column_band`): a count rate of another eSASS
+        band is refused with `~astro_clustermass.catalog.ColumnUnitError`, unless the
+        caller chose that column (``column_map``, or ``rate_band`` of
+        `~astro_clustermass.esass.read_catalog`), which is used with a warning. The
+        provenance gets ``columns_read``: the catalogue columns read, with unit and band.
+        """
+        if not isinstance(table, Table):  # the base class says what it expects
+            return super().estimate(table, column_map=column_map)
+        read = self.columns_read(table, column_map)
+        result = super().estimate(table, column_map=column_map)
+        return dataclasses.replace(result, meta={**result.meta, "columns_read": read})
+
+    def columns_read(self, table, column_map=None):
+        """The catalogue columns this estimator reads: canonical name, column, unit, band.
+
+        Raises `~astro_clustermass.catalog.ColumnUnitError` for an observable in a band
+        other than the relation's that the caller did not ask for.
+        """
+        from ..esass import column_band
+
+        rel = self.relation
+        out, obs_col, obs_band, obs_asked = [], None, None, False
+        for canonical in (*self.inputs, *self.optional_inputs):
+            colname = find_column(table, canonical, column_map)
+            if colname is None:
+                continue
+            unit = getattr(table[colname], "unit", None)
+            canonical_unit = CANONICAL_COLUMNS[canonical].unit
+            entry = {"canonical": canonical, "column": colname,
+                     "unit": (str(unit) if unit is not None else
+                              "none (dimensionless)" if canonical_unit == u.dimensionless_unscaled
+                              else f"none (taken as {canonical_unit})")}
+            asked = bool(column_map) and canonical in column_map
+            if canonical == rel.observable:
+                entry["band"] = self._band_of(table, colname, canonical, asked)
+                obs_col, obs_band, obs_asked = colname, column_band(table, colname), asked
+            elif canonical == rel.observable_error:
+                band = column_band(table, colname)
+                if band is not None and obs_band is not None and band != obs_band:
+                    raise ColumnUnitError(
+                        f"{rel.name}: {canonical} column {colname!r} ({band[0]:g}-{band[1]:g} "
+                        f"keV) is not of the band of {rel.observable} column {obs_col!r} "
+                        f"({obs_band[0]:g}-{obs_band[1]:g} keV); name both with column_map")
+                # the error of the band the caller chose for the observable is chosen too
+                entry["band"] = self._band_of(table, colname, canonical, asked or obs_asked)
+            out.append(entry)
+        return out
+
+    def _band_of(self, table, colname, canonical, asked):
+        from ..esass import BAND_EDGE_TOLERANCE, column_band
+
+        rel = self.relation
+        wanted = rel.meta.get("band_keV")
+        text = rel.meta.get("band", "the relation's band")
+        if rel.observable == "count_rate" and "ID_BAND" in {c.upper() for c in table.colnames}:
+            raise ColumnUnitError(
+                f"{rel.name}: the catalogue has an ID_BAND column: an eSASS ermldet list with "
+                f"one row per source and band, whose {colname!r} mixes bands; read it with "
+                "astro_clustermass.esass.read_catalog(path, rate_band=...)")
+        band = column_band(table, colname)
+        if band is None:
+            return f"not recorded in the catalogue; taken to be {text}"
+        label = f"{band[0]:g}-{band[1]:g} keV"
+        if wanted is None or np.allclose(band, wanted, atol=BAND_EDGE_TOLERANCE):
+            return label
+        meta = getattr(table[colname].info, "meta", None) or {}
+        problem = (f"column {colname!r} ({canonical}) holds {label} rates, but {rel.name} is "
+                   f"calibrated for {text}")
+        if asked or meta.get("rate_band_requested"):
+            log.warning("%s: %s; used because it was asked for (masses biased)", rel.name,
+                        problem)
+            return f"{label} (asked for; the relation's band is {text})"
+        if rel.observable != "count_rate":
+            raise ColumnUnitError(f"{problem}; name it with column_map={{{canonical!r}: ...}} "
+                                  "to use it anyway")
+        bands = table.meta.get("bands")
+        listed = ", ".join(f"{b}: {e[0]:g}-{e[1]:g} keV" for b, e in bands.items()) \
+            if isinstance(bands, dict) else ""
+        raise ColumnUnitError(
+            f"{problem}. Read the eSASS file with astro_clustermass.esass.read_catalog(path, "
+            f"rate_band=...) naming the bands that make 0.2-2.3 keV"
+            + (f" (this file's bands: {listed})" if listed else "")
+            + f", or name a 0.2-2.3 keV column with column_map={{{canonical!r}: ...}}")
+
     def _estimate(self, view):
         rel = self.relation
         z = view["z"].value
         obs = view[rel.observable]
         err = view.get(rel.observable_error) if self.optional_inputs else None
-        if isinstance(rel, LuminosityMassRelation) or rel.observable == "LX":
+        if rel.observable == "LX":
             obs = _rescale_lx(obs, z, self.input_cosmology, rel.fiducial_cosmology)
             if err is not None:
                 err = _rescale_lx(err, z, self.input_cosmology, rel.fiducial_cosmology)
@@ -110,6 +207,7 @@ class ScalingRelationEstimator(MassEstimator):
 
     def parameters(self):
         params = self.relation.parameters()
+        obs = self.relation.observable
         params.update(
             method=self.method,
             eddington=self.eddington,
@@ -118,6 +216,13 @@ class ScalingRelationEstimator(MassEstimator):
             evolution_cosmology=self.evolution_cosmology,
             input_cosmology=str(self.input_cosmology),
             use_errors=self.use_errors,
+            sigma=(f"sqrt(scatter_ln^2 + (error / {obs})^2) / b(z) / ln 10 dex: the intrinsic "
+                   f"scatter of ln {obs} at fixed (M, z) (scatter_ln = {params['scatter_ln']:g}, "
+                   f"checked against the publication: {params['scatter_verified']}) plus the "
+                   f"measurement error of {obs} from {self.relation.observable_error} "
+                   f"({'when present' if self.optional_inputs else 'not used'}); without the "
+                   "uncertainties of the relation's parameters and without differences of "
+                   "sample, aperture or band from the calibration"),
         )
         return params
 
@@ -125,8 +230,6 @@ class ScalingRelationEstimator(MassEstimator):
 def _rescale_lx(lx, z, from_cosmo, to_cosmo):
     if from_cosmo is to_cosmo:
         return lx
-    from .lx import luminosity_to_relation_cosmology
-
     return luminosity_to_relation_cosmology(lx, z, from_cosmo, to_cosmo)
 
 
