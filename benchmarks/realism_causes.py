@@ -42,9 +42,9 @@ Z_BINS = ((0.0, 0.2), (0.2, 0.35), (0.35, 0.5), (0.5, 0.8), (0.8, 1.3))
 
 
 def rate_table():
-    from astro_clustermass.xray import ecf
     from astro_clustermass.simulate import spectra
     from astro_clustermass.simulate.config import DEFAULT_CONFIG as C
+    from astro_clustermass.xray import ecf
 
     tab = spectra._cluster_tables(C)
     zs = (0.12, 0.275, 0.425, 0.6)
