@@ -243,3 +243,23 @@ def test_head_only_finetuning_freezes_the_body(split, tmp_path, monkeypatch):
     _, free = _per_epoch(monkeypatch, split, tmp_path / "all", max_epochs=4,
                          pretrain_mse_epochs=2, finetune="all", lr_schedule="constant")
     assert not torch.equal(free[1]["conv1.weight"], free[3]["conv1.weight"])
+
+
+# -- the command's flags ----------------------------------------------------------------
+def test_train_flags_reach_the_config():
+    from astro_clustermass.cli import _build_parser
+    from astro_clustermass.cli.train import train_config
+
+    args = _build_parser().parse_args([
+        "train", "d.h5", "-o", "ens", "--arch", "efficientnet-small", "--dropout", "0.2",
+        "--optimizer", "adamw", "--weight-decay", "1e-4", "--lr-schedule", "step",
+        "--lr-step", "7", "--lr-factor", "0.3", "--min-lr", "1e-7", "--lr-patience", "4",
+        "--pretrain-mse-epochs", "5", "--finetune", "head", "--epochs", "50"])
+    c = train_config(args)
+    assert (c.architecture, c.dropout, c.optimizer, c.weight_decay) == \
+        ("efficientnet-small", 0.2, "adamw", 1e-4)
+    assert (c.lr_schedule, c.lr_step_epochs, c.lr_factor, c.min_lr, c.lr_patience) == \
+        ("step", 7, 0.3, 1e-7, 4)
+    assert (c.pretrain_mse_epochs, c.finetune, c.max_epochs) == (5, "head", 50)
+    default = train_config(_build_parser().parse_args(["train", "d.h5", "-o", "ens"]))
+    assert default == TrainConfig()  # the flags' defaults are the config's
