@@ -97,6 +97,9 @@ def main(argv=None):
     p.add_argument("--members", type=int, default=1, help="members per recipe (default 1)")
     p.add_argument("--max-epochs", type=int, default=300)
     p.add_argument("--patience", type=int, default=25, help="early-stopping patience")
+    p.add_argument("--mse-epochs", type=int, default=None,
+                   help="replace pretrain_mse_epochs of the recipes that pre-train with MSE "
+                        "(e.g. for a short demonstration)")
     p.add_argument("--selection", default=None, help="default: the eFEDS selection")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--size-recipe", default=None,
@@ -117,6 +120,9 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     recipes = _load_recipes(args.recipes, args.only)
+    if args.mse_epochs is not None:
+        recipes = {n: ({**r, "pretrain_mse_epochs": args.mse_epochs}
+                       if r.get("pretrain_mse_epochs") else r) for n, r in recipes.items()}
     data, selection, source = _data(args)
     os.makedirs(args.out, exist_ok=True)
     work = os.path.join(args.out, "work")
