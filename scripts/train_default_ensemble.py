@@ -33,7 +33,7 @@ The v2 rebuild (issue 22) cuts the training images from simulated survey fields 
 takes the recipe chosen by ``scripts/scan_recipes.py`` as TrainConfig keys in JSON::
 
     python scripts/train_default_ensemble.py --work /tmp/cw_v2 --sim-mode field \
-        --fields 60 --field-area 20 --sim-seed 2000 --log10-mmin 13.3 --sim-workers 2 \
+        --fields 210 --field-area 20 --sim-seed 2000 --log10-mmin 13.0 --sim-workers 2 \
         --members 5 --parallel 5 --threads 2 --recipe '{"dropout": 0.2}'
 
 Training is deterministic for a given machine, thread count and torch version (see

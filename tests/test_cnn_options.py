@@ -194,6 +194,15 @@ def test_old_checkpoint_config_without_new_keys_still_resumes(split, tmp_path):
 
 
 # -- MSE pre-training, NLL fine-tuning --------------------------------------------------
+def test_mean_squared_error_hand_computation():
+    from astro_clustermass.cnn.losses import mean_squared_error
+
+    mu, y = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0.0, 2.0, 1.0])
+    assert float(mean_squared_error(mu, y)) == pytest.approx((1 + 0 + 9) / 3)
+    w = torch.tensor([1.0, 1.0, 2.0])
+    assert float(mean_squared_error(mu, y, w)) == pytest.approx((1 + 0 + 18) / 4)
+
+
 def _per_epoch(monkeypatch, split, tmp_path, **kw):
     """Train with a checkpoint dir and record the model's state after every epoch."""
     import astro_clustermass.cnn.train as train_mod

@@ -192,7 +192,7 @@ def format_table(rows, header=True, columns=None):
     width = [max(len(n), *(len(c[i]) for c in cells)) if cells else len(n)
              for i, n in enumerate(names)]
     rule = "  ".join("=" * w for w in width)
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, width))  # noqa: E731
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, width)).rstrip()  # noqa: E731
     body = [line(c) for c in cells]
     if not header:
         return "\n".join(body)

@@ -33,7 +33,7 @@ import torch
 from .dataset import Normalisation, uniform_mass_weights
 from ..io.atomic import atomic_write_text
 from .io import load_state, save_state
-from .losses import gaussian_nll
+from .losses import gaussian_nll, mean_squared_error
 from .model import build_model
 
 __all__ = ["TrainConfig", "augment", "train_member", "evaluate_loss", "MemberResult",
@@ -193,17 +193,9 @@ def _same_config(saved, config):
     return saved == now
 
 
-def _mse(mu, y, weight=None):
-    d2 = (y - mu) ** 2
-    if weight is None:
-        return d2.mean()
-    weight = weight.to(d2.dtype)
-    return (weight * d2).sum() / weight.sum()
-
-
 def _loss(out, y, w, phase):
     if phase == "mse":
-        return _mse(out[:, 0], y, w)
+        return mean_squared_error(out[:, 0], y, w)
     return gaussian_nll(out[:, 0], out[:, 1], y, weight=w)
 
 
