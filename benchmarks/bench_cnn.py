@@ -25,10 +25,12 @@ ratio of *CPU-time* rates (FLOPs per CPU-second of this process, all threads, wi
 takes per FLOP, which the other processes on the machine change much less
 (``infer_fraction_of_matmul_cpu``); every figure comes with ``uptime`` before and after.
 
-``--micro-batches 8 16 32 64``: the fused network's CPU micro-batch sizes compared in
-interleaved rounds (``--rounds``), each against the matmul measured right beside it, by
-CPU time (median and range over the rounds). ``--jit``: the same for the network traced
-and frozen with TorchScript (oneDNN convolution + ReLU fusion). ``--profile``: a
+``--micro-batches 8 16 32 64``: the fused network's CPU micro-batch sizes of the
+convolutions, each with the dense layers run on the same micro-batch (as before
+2026-12-06) and on 256 clusters (the default since), compared in interleaved rounds
+(``--rounds``), each against the matmul measured right beside it, by CPU time (median and
+range over the rounds). ``--jit``: the same with the convolutional part traced and
+frozen with TorchScript (oneDNN convolution + ReLU fusion). ``--profile``: a
 `torch.profiler` table of one inference pass (where the time goes).
 
 ``--wait-policy-check``: the same inference (1,024 clusters) and two training epochs
@@ -95,32 +97,56 @@ def _cpu_rate(ens, ebi, z, repeats=3):
     return len(z) / best
 
 
-def micro_batch_rounds(torch, ens, ebi, z, sizes, rounds, flops_per_cluster, jit=False):
-    """Fraction of the matmul CPU-time rate reached with each micro-batch size (and the
-    TorchScript-frozen network if ``jit``), in interleaved rounds."""
-    variants = [(f"eager, micro-batch {s}", s, None) for s in sizes]
+class _FrozenFeatures:
+    """The fused network with its convolutional part traced and frozen (TorchScript)."""
+
+    def __init__(self, torch, fused, x):
+        class Features(torch.nn.Module):
+            def __init__(self, f):
+                super().__init__()
+                self.f = f
+
+            def forward(self, x):
+                return self.f.features(x)
+
+        with torch.inference_mode():
+            self.features = torch.jit.optimize_for_inference(torch.jit.freeze(
+                torch.jit.trace(Features(fused).eval(), (x,))))
+        self.dense_head = fused.dense_head
+
+
+def micro_batch_rounds(torch, ens, ebi, z, sizes, rounds, flops_per_cluster, jit=False,
+                       dense_sizes=(16, 256)):
+    """Fraction of the matmul CPU-time rate reached with each convolution micro-batch
+    size and dense-layer batch (and the TorchScript-frozen convolutions if ``jit``), in
+    interleaved rounds."""
+    variants = [(f"micro-batch {s:3d}, dense batch {max(s, d):4d}", s, d, None)
+                for s in sizes for d in dense_sizes if d >= s]
     if jit:
         x = torch.zeros((16, ebi.shape[3], ebi.shape[1], ebi.shape[2]))
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(
-                torch.jit.trace(ens._fused, (x, torch.zeros(16)))))
-        variants += [(f"TorchScript frozen, micro-batch {s}", s, frozen) for s in sizes]
-    plain_fused, plain_step = ens._fused, ens.cpu_micro_batch
-    out = {name: [] for name, _, _ in variants}
+        frozen = _FrozenFeatures(torch, ens._fused, x.contiguous(
+            memory_format=torch.channels_last))
+        variants += [(f"TorchScript, micro-batch {s:3d}, dense batch {max(s, 256):4d}", s,
+                      256, frozen) for s in sizes]
+    saved = ens._fused, ens.cpu_micro_batch, ens.cpu_dense_batch
+    out = {name: [] for name, _, _, _ in variants}
+
+    def use(step, dense, net):
+        ens._fused, ens.cpu_micro_batch, ens.cpu_dense_batch = net or saved[0], step, dense
+
     try:
-        for name, step, net in variants:  # warm-up (oneDNN primitives)
-            ens.cpu_micro_batch, ens._fused = step, net or plain_fused
+        for name, step, dense, net in variants:  # warm-up (oneDNN primitives)
+            use(step, dense, net)
             ens.predict(ebi[:64], z[:64])
         for _ in range(rounds):
-            for name, step, net in variants:
-                ens.cpu_micro_batch, ens._fused = step, net or plain_fused
+            for name, step, dense, net in variants:
+                use(step, dense, net)
                 mm = matmul_flops(torch, repeats=3, clock=time.process_time)
                 rate = _cpu_rate(ens, ebi, z, repeats=1)
                 mm = max(mm, matmul_flops(torch, repeats=3, clock=time.process_time))
                 out[name].append(rate * flops_per_cluster / mm)
     finally:
-        ens._fused, ens.cpu_micro_batch = plain_fused, plain_step
+        ens._fused, ens.cpu_micro_batch, ens.cpu_dense_batch = saved
     return {name: {"median": float(np.median(v)), "min": float(min(v)), "max": float(max(v))}
             for name, v in out.items()}
 

@@ -22,14 +22,18 @@ def shipped():
     return ens, loop, ebi, z, loop.predict(ebi, z)
 
 
-@pytest.mark.parametrize("micro_batch", [1, 7, 16, 32, 64])
-def test_micro_batch_size_does_not_change_the_masses(shipped, micro_batch):
+@pytest.mark.parametrize("micro_batch,dense_batch",
+                         [(1, 1), (7, 20), (16, 16), (16, 256), (32, 32), (64, 256)])
+def test_batching_does_not_change_the_masses(shipped, micro_batch, dense_batch):
+    """Convolution micro-batch and dense-layer batch sizes (the default, 16 and 256, and
+    the earlier 16 and 16 among them) give the member loop's masses."""
     ens, _, ebi, z, (mean0, sig0, mu0, s0) = shipped
-    ens.cpu_micro_batch = micro_batch
+    ens.cpu_micro_batch, ens.cpu_dense_batch = micro_batch, dense_batch
     try:
-        mean, sig, mu, s = ens.predict(ebi, z, batch_size=25)
+        mean, sig, mu, s = ens.predict(ebi, z, batch_size=45)
     finally:
         ens.cpu_micro_batch = Ensemble.cpu_micro_batch
+        ens.cpu_dense_batch = Ensemble.cpu_dense_batch
     # float32 round-off of log10 M ~ 14 (eps 1.2e-7 x 14 x a few operations)
     np.testing.assert_allclose(mu, mu0, rtol=0, atol=2e-5)
     np.testing.assert_allclose(s, s0, rtol=1e-5, atol=1e-6)
