@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -187,7 +188,7 @@ def step_train(args, dataset):
         threads_note = f"{args.threads} torch thread(s)"
     torch.set_num_threads(args.threads)
     extra = {"name": "default",
-             "made_by": "scripts/train_default_ensemble.py " + " ".join(sys.argv[1:]),
+             "made_by": "scripts/train_default_ensemble.py " + shlex.join(sys.argv[1:]),
              "member_training": threads_note,
              "notes": args.notes}
     if n_members != args.members:
