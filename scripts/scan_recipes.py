@@ -31,6 +31,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 
@@ -140,7 +141,7 @@ def main(argv=None):
         mu, sig = more[args.size_recipe]
         size_rows = ensemble_size_table(mu, sig, more["truth"], sizes=args.sizes)
     load_after = _uptime()
-    cmd = "python scripts/scan_recipes.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = "python scripts/scan_recipes.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     text = [f"Recipe scan on one validation split ({source}, selection {selection!r}, "
             f"split seed {args.split_seed}, {len(preds['truth'])} validation clusters)", "",
             f"Command: ``{cmd}``", f"Date: {started:%Y-%m-%d %H:%M} UTC; machine: "
