@@ -18,6 +18,21 @@ Training: seconds per epoch of one seed-000 member (Adam, batch 100, augmentatio
 validation pass included) on the training split of ``--dataset`` (the default data set),
 or on a synthetic set of ``--n-train`` images if none is given.
 
+The machine is shared: under load, wall-clock rates of both the inference and the
+matmul vary by factors of 2-3 within a minute. The benchmark therefore also reports the
+ratio of *CPU-time* rates (FLOPs per CPU-second of this process, all threads, with
+``OMP_WAIT_POLICY=PASSIVE`` so that waiting threads do not burn CPU): the work each
+takes per FLOP, which the other processes on the machine change much less
+(``infer_fraction_of_matmul_cpu``); every figure comes with ``uptime`` before and after.
+
+``--micro-batches 8 16 32 64``: the fused network's CPU micro-batch sizes of the
+convolutions, each with the dense layers run on the same micro-batch (as before
+2026-12-06) and on 256 clusters (the default since), compared in interleaved rounds
+(``--rounds``), each against the matmul measured right beside it, by CPU time (median and
+range over the rounds). ``--jit``: the same with the convolutional part traced and
+frozen with TorchScript (oneDNN convolution + ReLU fusion). ``--profile``: a
+`torch.profiler` table of one inference pass (where the time goes).
+
 ``--wait-policy-check``: the same inference (1,024 clusters) and two training epochs
 (at most 500 training clusters), each in a fresh child process, with ``OMP_WAIT_POLICY``
 = ACTIVE and PASSIVE, on the machine as it is and with one extra busy-loop process
@@ -46,16 +61,17 @@ def _uptime():
         return "unknown"
 
 
-def matmul_flops(torch, n=2048, repeats=5):
+def matmul_flops(torch, n=2048, repeats=5, clock=time.perf_counter):
+    """Dense float32 matmul rate, FLOP per second of ``clock`` (wall or process CPU)."""
     a = torch.randn(n, n)
     b = torch.randn(n, n)
     for _ in range(2):
         a @ b
     best = np.inf
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         a @ b
-        best = min(best, time.perf_counter() - t)
+        best = min(best, clock() - t)
     return 2.0 * n ** 3 / best
 
 
@@ -69,6 +85,79 @@ def _clusters_per_second(ens, ebi, z, warmup=256, repeats=3):
         ens.predict(ebi, z)
         best = min(best, time.perf_counter() - t)
     return len(z) / best
+
+
+def _cpu_rate(ens, ebi, z, repeats=3):
+    """Clusters per CPU-second of this process (all threads), best of ``repeats``."""
+    best = np.inf
+    for _ in range(repeats):
+        t = time.process_time()
+        ens.predict(ebi, z)
+        best = min(best, time.process_time() - t)
+    return len(z) / best
+
+
+class _FrozenFeatures:
+    """The fused network with its convolutional part traced and frozen (TorchScript)."""
+
+    def __init__(self, torch, fused, x):
+        class Features(torch.nn.Module):
+            def __init__(self, f):
+                super().__init__()
+                self.f = f
+
+            def forward(self, x):
+                return self.f.features(x)
+
+        with torch.inference_mode():
+            self.features = torch.jit.optimize_for_inference(torch.jit.freeze(
+                torch.jit.trace(Features(fused).eval(), (x,))))
+        self.dense_head = fused.dense_head
+
+
+def micro_batch_rounds(torch, ens, ebi, z, sizes, rounds, flops_per_cluster, jit=False,
+                       dense_sizes=(16, 256)):
+    """Fraction of the matmul CPU-time rate reached with each convolution micro-batch
+    size and dense-layer batch (and the TorchScript-frozen convolutions if ``jit``), in
+    interleaved rounds."""
+    variants = [(f"micro-batch {s:3d}, dense batch {max(s, d):4d}", s, d, None)
+                for s in sizes for d in dense_sizes if d >= s]
+    if jit:
+        x = torch.zeros((16, ebi.shape[3], ebi.shape[1], ebi.shape[2]))
+        frozen = _FrozenFeatures(torch, ens._fused, x.contiguous(
+            memory_format=torch.channels_last))
+        variants += [(f"TorchScript, micro-batch {s:3d}, dense batch {max(s, 256):4d}", s,
+                      256, frozen) for s in sizes]
+    saved = ens._fused, ens.cpu_micro_batch, ens.cpu_dense_batch
+    out = {name: [] for name, _, _, _ in variants}
+
+    def use(step, dense, net):
+        ens._fused, ens.cpu_micro_batch, ens.cpu_dense_batch = net or saved[0], step, dense
+
+    try:
+        for name, step, dense, net in variants:  # warm-up (oneDNN primitives)
+            use(step, dense, net)
+            ens.predict(ebi[:64], z[:64])
+        for _ in range(rounds):
+            for name, step, dense, net in variants:
+                use(step, dense, net)
+                mm = matmul_flops(torch, repeats=3, clock=time.process_time)
+                rate = _cpu_rate(ens, ebi, z, repeats=1)
+                mm = max(mm, matmul_flops(torch, repeats=3, clock=time.process_time))
+                out[name].append(rate * flops_per_cluster / mm)
+    finally:
+        ens._fused, ens.cpu_micro_batch, ens.cpu_dense_batch = saved
+    return {name: {"median": float(np.median(v)), "min": float(min(v)), "max": float(max(v))}
+            for name, v in out.items()}
+
+
+def _profile(torch, ens, ebi, z):
+    from torch.profiler import ProfilerActivity, profile
+
+    ens.predict(ebi[:64], z[:64])
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        ens.predict(ebi, z)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
 
 
 def _inputs(ens, dataset, n, rng):
@@ -176,6 +265,12 @@ def main(argv=None):
     p.add_argument("--n-train", type=int, default=2000,
                    help="synthetic training size if no --dataset")
     p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--micro-batches", type=int, nargs="+", default=None,
+                   help="compare these CPU micro-batch sizes (interleaved rounds, CPU time)")
+    p.add_argument("--jit", action="store_true",
+                   help="with --micro-batches: also the TorchScript-frozen network")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of --micro-batches")
+    p.add_argument("--profile", action="store_true", help="torch.profiler table of inference")
     p.add_argument("--wait-policy-check", action="store_true",
                    help="also time ACTIVE vs PASSIVE OpenMP waiting, with and without a "
                         "busy process on one core (child processes)")
@@ -225,6 +320,19 @@ def main(argv=None):
     res["matmul_flops_after"] = matmul_flops(torch)
     mm = max(res["matmul_flops_before"], res["matmul_flops_after"])
     res["infer_fraction_of_matmul"] = res["infer_flops_per_s"] / mm
+    # the same ratio by CPU time (less sensitive to the other processes on the machine)
+    cpu_mm = matmul_flops(torch, clock=time.process_time)
+    res["infer_clusters_per_cpu_s"] = _cpu_rate(ens, ebi, z)
+    cpu_mm = max(cpu_mm, matmul_flops(torch, clock=time.process_time))
+    res["matmul_flops_per_cpu_s"] = cpu_mm
+    res["infer_fraction_of_matmul_cpu"] = (res["infer_clusters_per_cpu_s"]
+                                           * res["flops_per_cluster"] / cpu_mm)
+    if args.micro_batches:
+        res["micro_batch_rounds"] = micro_batch_rounds(
+            torch, ens, ebi[:1024], z[:1024], args.micro_batches, args.rounds,
+            res["flops_per_cluster"], jit=args.jit)
+    if args.profile:
+        res["profile"] = _profile(torch, ens, ebi[:2048], z[:2048])
 
     if not args.skip_training:
         train, val, res["train_data"] = _training_splits(ens, data, args.dataset, args.n_train)
@@ -236,13 +344,21 @@ def main(argv=None):
         res["wait_policy_check"] = wait_policy_check(args)
     res["uptime_after"] = _uptime()
 
+    table = res.pop("profile", None)
     print(json.dumps(res, indent=1))
+    if table:
+        print(table)
+    for name, v in res.get("micro_batch_rounds", {}).items():
+        print(f"  {name:40s} {100 * v['median']:4.0f} % of the matmul CPU-time rate "
+              f"(range {100 * v['min']:.0f}-{100 * v['max']:.0f} %)")
     print(f"\ninference: {res['infer_clusters_per_s']:.0f} clusters/s ({len(ens)} members, fused; "
           f"{res['infer_clusters_per_s_unfused']:.0f} unfused), "
           f"{res['flops_per_cluster'] / 1e6:.1f} MFLOP/cluster -> "
           f"{res['infer_flops_per_s'] / 1e9:.1f} GFLOP/s = "
           f"{100 * res['infer_fraction_of_matmul']:.0f}% of dense matmul "
-          f"({mm / 1e9:.0f} GFLOP/s), {args.threads} threads")
+          f"({mm / 1e9:.0f} GFLOP/s), {args.threads} threads; by CPU time "
+          f"{100 * res['infer_fraction_of_matmul_cpu']:.0f}% "
+          f"({res['infer_clusters_per_cpu_s']:.0f} clusters per CPU-second)")
     if "train_seconds_per_epoch" in res:
         print(f"training: {res['train_seconds_per_epoch']:.1f} s/epoch for {res['train_n']} "
               f"clusters ({res['train_seconds_per_epoch_per_1000']:.2f} s per 1000)")

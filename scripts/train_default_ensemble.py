@@ -28,6 +28,14 @@ whose command lines are in the manifest's ``notes`` and ``made_by``)::
         --members 5 --parallel 5 --threads 2 --max-epochs 300 --patience 20 --lr-patience 8 \
         --uniform-mass-weights --weight-power 0.5
 
+The v2 rebuild (issue 22) cuts the training images from simulated survey fields instead
+(steps 1-2 are then ``astro-clustermass dataset --mode field``, see docs/cnn.rst) and
+takes the recipe chosen by ``scripts/scan_recipes.py`` as TrainConfig keys in JSON::
+
+    python scripts/train_default_ensemble.py --work /tmp/cw_v2 --sim-mode field \
+        --fields 210 --field-area 20 --sim-seed 2000 --log10-mmin 13.0 --sim-workers 2 \
+        --members 5 --parallel 5 --threads 2 --recipe '{"dropout": 0.2}'
+
 Training is deterministic for a given machine, thread count and torch version (see
 docs/cnn.rst); the manifest records all three.
 """
@@ -37,6 +45,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -72,6 +81,28 @@ def step_simulate(args):
                                  chunks_per_call=max(1, 2 * args.sim_workers))
 
 
+def step_field_dataset(args):
+    """Steps 1-2 from survey fields: `make_training_set` (resumable, chunk = field)."""
+    import logging
+
+    from astro_clustermass.cnn.training_set import make_training_set, training_config
+
+    logging.getLogger("astro_clustermass").setLevel(logging.INFO)
+    path = os.path.join(args.work, "dataset.h5")
+    if os.path.exists(path) and os.path.exists(os.path.join(args.work, "fields", "DONE")):
+        log(f"dataset: {path} exists, skipped")
+        return path
+    res = make_training_set(os.path.join(args.work, "fields"), path, mode="field",
+                            chunks=args.fields, seed=args.sim_seed, area=args.field_area,
+                            config=training_config(log10_mmin=args.log10_mmin),
+                            workers=args.sim_workers, until=args.sim_until, progress=False,
+                            report=lambda k, n, d, m, s: log(f"simulate: field {k}/{n} {d}"))
+    if res["chunks_done"] == res["chunks_planned"]:
+        open(os.path.join(args.work, "fields", "DONE"), "w").close()
+    log(f"dataset: {path}: {res['clusters']} clusters from {res['chunks_done']} fields")
+    return path
+
+
 def step_dataset(args, sim_dirs):
     from astro_clustermass.cnn.training_set import build_dataset
 
@@ -96,10 +127,14 @@ def step_train(args, dataset):
     if os.path.exists(os.path.join(out, "manifest.yaml")):
         log(f"train: {out} exists, skipped")
         return out
-    config = TrainConfig(max_epochs=args.max_epochs, early_stopping_patience=args.patience,
-                         lr_patience=args.lr_patience,
-                         uniform_mass_weights=args.uniform_mass_weights,
-                         weight_power=args.weight_power)
+    import json
+
+    config = TrainConfig(**{"max_epochs": args.max_epochs,
+                            "early_stopping_patience": args.patience,
+                            "lr_patience": args.lr_patience,
+                            "uniform_mass_weights": args.uniform_mass_weights,
+                            "weight_power": args.weight_power,
+                            **json.loads(args.recipe or "{}")})
     common = dict(n_members=args.members, config=config, base_seed=0, split_seed=0,
                   dataset_path=dataset)
     work = os.path.join(args.work, "train")
@@ -124,6 +159,8 @@ def step_train(args, dataset):
                        "--patience", str(args.patience), "--lr-patience", str(args.lr_patience)]
                 if args.uniform_mass_weights:
                     cmd += ["--uniform-mass-weights", "--weight-power", str(args.weight_power)]
+                if args.recipe:
+                    cmd += ["--recipe", args.recipe]
                 logf = open(os.path.join(args.work, f"member_{i:02d}.log"), "a")
                 running.append((i, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT),
                                 logf))
@@ -151,7 +188,7 @@ def step_train(args, dataset):
         threads_note = f"{args.threads} torch thread(s)"
     torch.set_num_threads(args.threads)
     extra = {"name": "default",
-             "made_by": "scripts/train_default_ensemble.py " + " ".join(sys.argv[1:]),
+             "made_by": "scripts/train_default_ensemble.py " + shlex.join(sys.argv[1:]),
              "member_training": threads_note,
              "notes": args.notes}
     if n_members != args.members:
@@ -264,6 +301,14 @@ def main(argv=None):
                    help="start no simulator chunk after this UTC time (the data set is "
                         "built from the chunks finished by then)")
     p.add_argument("--sim-seed", type=int, default=1000)
+    p.add_argument("--sim-mode", choices=("stamps", "field"), default="stamps",
+                   help="stamps (the shipped ensemble) or survey fields (v2, issue 22)")
+    p.add_argument("--fields", type=int, default=60, help="field mode: number of fields")
+    p.add_argument("--field-area", type=float, default=20.0,
+                   help="field mode: area of each field [deg^2]")
+    p.add_argument("--recipe", default=None,
+                   help="TrainConfig keys as JSON, e.g. '{\"dropout\": 0.2}' (the recipe "
+                        "chosen by scripts/scan_recipes.py)")
     p.add_argument("--sim-workers", type=int, default=1)
     p.add_argument("--dataset", default=None, help="use this data set instead of steps 1-2")
     p.add_argument("--source", choices=("simulate",), default="simulate",
@@ -296,6 +341,8 @@ def main(argv=None):
     os.makedirs(args.work, exist_ok=True)
     if args.dataset:
         dataset = args.dataset
+    elif args.sim_mode == "field":
+        dataset = step_field_dataset(args)
     else:
         sim_dirs = step_simulate(args)
         dataset = step_dataset(args, sim_dirs)

@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "photometry": "measure aperture count rates and L_X from images or event files",
     "run": "catalogue-scale estimation by sky tile on Dask (resumable)",
     "simulate": "simulate a mock eFEDS-like sky: events, truth and detections",
+    "dataset": "simulate a training sky (fields or stamps) and build a CNN data set",
     "train": "train a CNN ensemble on a simulated data set",
     "evaluate-ensemble": "a CNN ensemble on its test (or validation) split, beside the "
                          "scaling relations",

@@ -12,7 +12,9 @@ Lakshminarayanan et al. 2017):
 For the seed-000 architecture, `Ensemble` evaluates all members in one fused network
 (first convolution shared as one wide convolution, the second as a grouped convolution,
 the dense layers as batched matrix products); this gives the same numbers as evaluating
-the members one by one (to float32 rounding) several times faster on CPU.
+the members one by one (to float32 rounding) several times faster on CPU. On CPU the
+convolutions run in micro-batches of 16 clusters (their wide activations stay in cache)
+and the dense layers on up to 256 clusters at once (their matrix products need rows).
 """
 
 from __future__ import annotations
@@ -83,20 +85,27 @@ class FusedSeed000(nn.Module):
         self.sigma_floor = m0.head.sigma_floor
         self.eval()
 
-    def forward(self, x, z):
+    def features(self, x):
+        """The convolutional part: (N, C, H, W) -> (M, N, f2 * s * s)."""
         n = x.shape[0]
-        M = self.n_members
         h = F.avg_pool2d(F.relu_(self.conv1(x)), 2)
         # max-pool and ReLU commute: pooling first touches 4x less memory
         h = F.relu_(F.max_pool2d(self.conv2(h), 2))
         # (N, M*f2, s, s) -> (M, N, f2*s*s): each member's features in its own order
-        h = h.contiguous().reshape(n, M, -1).transpose(0, 1)
+        return h.contiguous().reshape(n, self.n_members, -1).transpose(0, 1)
+
+    def dense_head(self, h, z):
+        """The dense part: features (M, N, F) and redshifts (N,) -> (M, N, 2)."""
+        M, n = h.shape[0], h.shape[1]
         zz = z.reshape(1, n, 1).to(h.dtype).expand(M, n, 1)
         h = torch.cat([h, zz], dim=2)
         for w, b in zip(self.dense_w, self.dense_b):
             h = F.relu(torch.baddbmm(b, h, w))
         raw = torch.baddbmm(self.head_b, h, self.head_w)
         return torch.stack([raw[..., 0], F.softplus(raw[..., 1]) + self.sigma_floor], dim=-1)
+
+    def forward(self, x, z):
+        return self.dense_head(self.features(x), z)
 
 
 class Ensemble:
@@ -134,9 +143,13 @@ class Ensemble:
         ens.manifest = manifest
         return ens
 
-    #: Clusters per forward pass on CPU: small batches keep the wide activations of
-    #: the fused network in cache (16 is about 3x faster than 128 on a 2-core EPYC).
+    #: Clusters per forward pass of the convolutions on CPU: small batches keep the wide
+    #: activations of the fused network in cache (16 is about 3x faster than 128 on a
+    #: 2-core EPYC).
     cpu_micro_batch = 16
+    #: Clusters per pass of the fused dense layers on CPU (their matrix products are
+    #: inefficient with the 16 rows of a convolution micro-batch).
+    cpu_dense_batch = 256
 
     @torch.inference_mode()
     def predict_normalised(self, x, z):
@@ -149,12 +162,21 @@ class Ensemble:
         else:
             step = max(1, len(x))
         outs = []
-        for s in range(0, len(x), step):
-            xs, zs = x[s:s + step], z[s:s + step]
-            if self._fused is not None:
-                outs.append(self._fused(xs, zs))
-            else:
-                outs.append(torch.stack([m(xs, zs) for m in self.models]))
+        if self._fused is not None and self.device.type == "cpu":
+            # convolutions in micro-batches, the dense layers on up to cpu_dense_batch
+            dense = max(step, self.cpu_dense_batch)
+            for d in range(0, len(x), dense):
+                stop = min(d + dense, len(x))
+                feats = [self._fused.features(x[s:min(s + step, stop)])
+                         for s in range(d, stop, step)]
+                outs.append(self._fused.dense_head(torch.cat(feats, dim=1), z[d:stop]))
+        else:
+            for s in range(0, len(x), step):
+                xs, zs = x[s:s + step], z[s:s + step]
+                if self._fused is not None:
+                    outs.append(self._fused(xs, zs))
+                else:
+                    outs.append(torch.stack([m(xs, zs) for m in self.models]))
         if not outs:
             return torch.zeros((len(self), 0, 2))
         return torch.cat(outs, dim=1)

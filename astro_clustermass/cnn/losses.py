@@ -10,6 +10,9 @@ Gaussian negative log-likelihood of seed 000, Eq. (1):
 averaged over the batch, optionally with per-sample weights (seed 000 sect. 4: weights
 that make the effective mass distribution uniform). The constant ``log(2 pi) / 2`` is
 omitted unless ``full=True``.
+
+`mean_squared_error` of the mean alone is the loss of the MSE pre-training (seed 003
+sect. 3.6; seed 001 Table 4 trained with it only).
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ import math
 
 import torch
 
-__all__ = ["gaussian_nll"]
+__all__ = ["gaussian_nll", "mean_squared_error"]
+
+
+def mean_squared_error(mu, y, weight=None):
+    """Mean (weighted: ``sum(w d^2) / sum(w)``) of ``(y - mu)^2``; scalar tensor."""
+    d2 = (y - mu) ** 2
+    if weight is None:
+        return d2.mean()
+    weight = weight.to(d2.dtype)
+    return (weight * d2).sum() / weight.sum()
 
 
 def gaussian_nll(mu, sigma, y, weight=None, full=False):

@@ -8,7 +8,13 @@ the effective mass distribution uniform (sect. 4). Deterministic: a member's wei
 initialisation, batch order and augmentation follow from its seed alone, so a run that is
 interrupted and resumed from its checkpoint gives the same weights as an uninterrupted one.
 
-Checkpoints are a safetensors file (model, best model, Adam state) plus a JSON file
+The options of the thesis and lab reports (seeds 001-003) are `TrainConfig` keys:
+dropout (seed 002 sect. 7), weight decay as an L2 penalty on the weights (seed 002
+sect. 8, seed 003) with Adam or decoupled with AdamW, learning-rate schedules (plateau,
+cosine, step; seed 002 sect. 6 tried an exponential decay), and mean-squared-error
+pre-training followed by Gaussian-NLL fine-tuning (seed 003 sect. 3.6; seed 000 App. B).
+
+Checkpoints are a safetensors file (model, best model, optimizer state) plus a JSON file
 (epoch, history, scheduler, early-stopping state): nothing is pickled.
 """
 
@@ -27,10 +33,16 @@ import torch
 from .dataset import Normalisation, uniform_mass_weights
 from ..io.atomic import atomic_write_text
 from .io import load_state, save_state
-from .losses import gaussian_nll
+from .losses import gaussian_nll, mean_squared_error
 from .model import build_model
 
-__all__ = ["TrainConfig", "augment", "train_member", "evaluate_loss", "MemberResult"]
+__all__ = ["TrainConfig", "augment", "train_member", "evaluate_loss", "MemberResult",
+           "make_optimizer", "make_scheduler", "LR_SCHEDULES", "OPTIMIZERS"]
+
+#: ``TrainConfig.lr_schedule`` values
+LR_SCHEDULES = ("plateau", "cosine", "step", "constant")
+#: ``TrainConfig.optimizer`` values
+OPTIMIZERS = ("adam", "adamw")
 
 log = logging.getLogger("astro_clustermass")
 
@@ -61,6 +73,32 @@ class TrainConfig:
     weight_bin_width, weight_max, weight_power : float
         See `astro_clustermass.cnn.dataset.uniform_mass_weights` (``weight_power=1``
         flattens the mass distribution completely, 0.5 half-way in log).
+    dropout : float
+        Dropout probability of the architecture's dense part (see
+        `astro_clustermass.cnn.model`); recorded in the architecture's configuration.
+    optimizer : str
+        ``"adam"`` (seed 000) or ``"adamw"``.
+    weight_decay : float
+        Weight decay lambda of the convolution and dense weights (biases and batch-norm
+        parameters are not decayed, like Keras' ``kernel_regularizer`` in seed 002). With
+        ``"adam"`` it is an L2 penalty: lambda * w is added to the gradient, i.e.
+        lambda/2 * sum(w^2) to the loss (Keras ``l2(l)`` is ``weight_decay = 2 l``);
+        with ``"adamw"`` the weights shrink by lr * lambda per step, outside Adam's
+        moment estimates (Loshchilov & Hutter 2019).
+    lr_schedule : str
+        ``"plateau"`` (default: ``lr_factor`` after ``lr_patience`` epochs without a
+        better validation loss, down to ``min_lr``), ``"cosine"`` (cosine annealing from
+        ``learning_rate`` to ``min_lr`` over ``max_epochs``), ``"step"`` (times
+        ``lr_factor`` every ``lr_step_epochs``) or ``"constant"``.
+    lr_step_epochs : int
+    pretrain_mse_epochs : int
+        Train the mean output alone with the mean squared error for this many epochs
+        first, then switch to the Gaussian NLL (seed 003 sect. 3.6). The best-epoch
+        tracking, early stopping and the plateau schedule start afresh at the switch, so
+        the weights kept are those of the best NLL epoch.
+    finetune : str
+        After MSE pre-training: ``"all"`` trains every weight with the NLL, ``"head"``
+        only the final dense layer (as seed 003 did).
     """
 
     architecture: str = "seed000"
@@ -77,9 +115,100 @@ class TrainConfig:
     weight_bin_width: float = 0.1
     weight_max: float = 20.0
     weight_power: float = 1.0
+    dropout: float = 0.0
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    lr_schedule: str = "plateau"
+    lr_step_epochs: int = 30
+    pretrain_mse_epochs: int = 0
+    finetune: str = "all"
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, "
+                             f"not {self.lr_schedule!r}")
+        if self.finetune not in ("all", "head"):
+            raise ValueError(f"finetune must be 'all' or 'head', not {self.finetune!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, not {self.weight_decay}")
+        if not 0 <= self.pretrain_mse_epochs < self.max_epochs:
+            raise ValueError(f"pretrain_mse_epochs ({self.pretrain_mse_epochs}) must be "
+                             f"below max_epochs ({self.max_epochs}): the NLL trains sigma")
+        if "dropout" in self.arch_config and self.arch_config["dropout"] != self.dropout \
+                and self.dropout:
+            raise ValueError("dropout given both as a TrainConfig key and in arch_config")
 
     def to_dict(self):
         return asdict(self)
+
+    def model_config(self):
+        """The architecture options, with ``dropout`` from this configuration."""
+        cfg = dict(self.arch_config)
+        if self.dropout or "dropout" not in cfg:
+            cfg["dropout"] = self.dropout
+        return cfg
+
+    def build_model(self):
+        """`astro_clustermass.cnn.model.build_model` for this configuration."""
+        return build_model(self.architecture, **self.model_config())
+
+
+def make_optimizer(model, config):
+    """The optimizer of `TrainConfig` ``config`` (see its ``optimizer``, ``weight_decay``).
+
+    Weights of convolutions and dense layers (tensors of 2 or more dimensions) are in the
+    first parameter group, with the weight decay; biases and batch-norm scales and
+    offsets in the second, without.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() > 1],
+               "weight_decay": config.weight_decay},
+              {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=config.learning_rate)
+
+
+def make_scheduler(opt, config):
+    """The learning-rate scheduler of ``config.lr_schedule`` (stepped once per epoch)."""
+    sch = torch.optim.lr_scheduler
+    if config.lr_schedule == "plateau":
+        return sch.ReduceLROnPlateau(opt, mode="min", factor=config.lr_factor,
+                                     patience=config.lr_patience, min_lr=config.min_lr)
+    if config.lr_schedule == "cosine":
+        return sch.CosineAnnealingLR(opt, T_max=config.max_epochs, eta_min=config.min_lr)
+    if config.lr_schedule == "step":
+        return sch.StepLR(opt, step_size=config.lr_step_epochs, gamma=config.lr_factor)
+    return sch.LambdaLR(opt, lambda epoch: 1.0)
+
+
+def _same_config(saved, config):
+    """A checkpoint's config equals ``config`` (keys added since take their defaults)."""
+    now = json.loads(json.dumps(config.to_dict()))
+    defaults = json.loads(json.dumps(TrainConfig().to_dict()))
+    saved = {**{k: defaults[k] for k in now if k not in saved}, **saved}
+    return saved == now
+
+
+def _loss(out, y, w, phase):
+    if phase == "mse":
+        return mean_squared_error(out[:, 0], y, w)
+    return gaussian_nll(out[:, 0], out[:, 1], y, weight=w)
+
+
+def _set_phase(model, phase, config):
+    """Training mode; for a head-only NLL fine-tuning (seed 003) everything but the head
+    is frozen and in eval mode (batch-norm statistics and dropout of the body fixed)."""
+    head_only = phase == "nll" and config.pretrain_mse_epochs > 0 and config.finetune == "head"
+    for name, p in model.named_parameters():
+        p.requires_grad_(not head_only or name.startswith("head."))
+    model.train()
+    if head_only:
+        model.eval()
+        model.head.train()
 
 
 @dataclass
@@ -139,15 +268,16 @@ class _Arrays:
 
 
 @torch.no_grad()
-def evaluate_loss(model, arrays, batch_size=500):
-    """Mean (weighted) NLL of ``model`` on a split, in eval mode, no augmentation."""
+def evaluate_loss(model, arrays, batch_size=500, phase="nll"):
+    """Mean (weighted) NLL (or, ``phase="mse"``, squared error of the mean) of ``model``
+    on a split, in eval mode, no augmentation."""
     model.eval()
     total, wsum = 0.0, 0.0
     for s in range(0, len(arrays), batch_size):
         sl = slice(s, s + batch_size)
         out = model(arrays.x[sl].contiguous(memory_format=torch.channels_last), arrays.z[sl])
         w = arrays.w[sl] if arrays.w is not None else torch.ones(len(out))
-        loss = gaussian_nll(out[:, 0], out[:, 1], arrays.y[sl], weight=w)
+        loss = _loss(out, arrays.y[sl], w, phase)
         total += float(loss) * float(w.sum())
         wsum += float(w.sum())
     return total / max(wsum, 1e-30)
@@ -209,11 +339,9 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
     `MemberResult` (model holds the best-validation weights, eval mode)
     """
     torch.manual_seed(seed)
-    model, _ = build_model(config.architecture, **config.arch_config)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=config.lr_factor, patience=config.lr_patience,
-        min_lr=config.min_lr)
+    model, _ = config.build_model()
+    opt = make_optimizer(model, config)
+    sched = make_scheduler(opt, config)
     w_train = w_val = None
     if config.uniform_mass_weights:
         ref = train.log10_mass
@@ -235,8 +363,7 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
         if os.path.exists(jpath):
             with open(jpath) as fh:
                 info = json.load(fh)
-            if info.get("seed") != seed or info.get("config") != json.loads(
-                    json.dumps(config.to_dict())):
+            if info.get("seed") != seed or not _same_config(info.get("config", {}), config):
                 raise ValueError(f"checkpoint in {checkpoint_dir} was made with other settings "
                                  "(seed or training config); use another directory")
             tensors, _ = load_state(os.path.join(checkpoint_dir, "checkpoint.safetensors"))
@@ -262,7 +389,12 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
         if done:
             break
         t0 = time.perf_counter()
-        model.train()
+        phase = "mse" if epoch < config.pretrain_mse_epochs else "nll"
+        if epoch == config.pretrain_mse_epochs and epoch > 0:  # the NLL starts afresh
+            best_val, best_epoch, bad_epochs = math.inf, -1, 0
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.best, sched.num_bad_epochs, sched.cooldown_counter = math.inf, 0, 0
+        _set_phase(model, phase, config)
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(n)
         total, wsum = 0.0, 0.0
@@ -275,7 +407,7 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
             x = x.contiguous(memory_format=torch.channels_last)
             out = model(x, tr.z[idx])
             w = tr.w[idx] if tr.w is not None else None
-            loss = gaussian_nll(out[:, 0], out[:, 1], tr.y[idx], weight=w)
+            loss = _loss(out, tr.y[idx], w, phase)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -283,13 +415,16 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
             total += float(loss.detach()) * bw
             wsum += bw
         train_loss = total / wsum
-        val_loss = evaluate_loss(model, va)
-        sched.step(val_loss)
+        val_loss = evaluate_loss(model, va, phase=phase)
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            sched.step(val_loss)
+        else:
+            sched.step()
         dt = time.perf_counter() - t0
         elapsed += dt
         lr = opt.param_groups[0]["lr"]
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                        "lr": lr, "seconds": dt})
+                        "lr": lr, "seconds": dt, "phase": phase})
         if val_loss < best_val:
             best_val, best_epoch, bad_epochs = val_loss, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -311,6 +446,7 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
     if bar is not None:
         bar.close()
     model.load_state_dict(best_state)
+    model.requires_grad_(True)
     model.eval()
     return MemberResult(model, seed, history, best_epoch, best_val, len(history), elapsed)
 
@@ -396,7 +532,7 @@ def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=
         "package_version": __version__,
         "torch_version": torch.__version__,
         "architecture": {"name": config.architecture,
-                         "config": build_model(config.architecture, **config.arch_config)[1],
+                         "config": config.build_model()[1],
                          "n_parameters": count_parameters(members[0])},
         "input": {"images": "energy-band images (N, ny, nx, nbands) counts, channel-last",
                   "image_shape": list(data.ebi.shape[1:]), "redshift": "z"},
@@ -411,8 +547,10 @@ def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=
                     "log10M500c_range": [round(float(train.log10_mass.min()), 3),
                                          round(float(train.log10_mass.max()), 3)],
                     "z_range": [round(float(train.z.min()), 3), round(float(train.z.max()), 3)]},
-        "training": {**config.to_dict(), "optimizer": "Adam",
-                     "loss": "Gaussian NLL (seed 000 Eq. 1)",
+        "training": {**config.to_dict(),
+                     "loss": "Gaussian NLL (seed 000 Eq. 1)" + (
+                         f" after {config.pretrain_mse_epochs} epochs of MSE on the mean"
+                         if config.pretrain_mse_epochs else ""),
                      "augmentation": "random 90-degree rotations and left-right flips"
                      if config.augment else "none",
                      "torch_threads": torch.get_num_threads(), "base_seed": base_seed},

@@ -1,13 +1,21 @@
 """Simulator output -> CNN training data set (`build_dataset`).
 
-`simulate_realisations` runs the stamp-mode simulator (`astro_clustermass.simulate.
-simulate_stamps`) chunk by chunk, resumably and with an optional wall-clock limit;
-`collect_simulation` reads its output directories with
-``astro_clustermass.simulate.read_realisation``, keeps the detections of the central
-halo of each stamp that are matched to it and pass the selection, and builds their EBIs
-at the *detected* positions from the realisation's event files with
-`astro_clustermass.ebi.energy_band_images`. The catalogue carries the TRUE ``M500c``,
-``z``, ``LX`` and ``T`` of the matched halo, read from the truth tables.
+Two sources of training images:
+
+- survey **fields** (`simulate_fields`: one `astro_clustermass.simulate.simulate_field`
+  per chunk, a field of a given area with its own seed): the clusters are detected in
+  the field, with their real neighbours, the field's exposure and background, and their
+  EBIs are cut from the field's event file, as a user's would be;
+- **stamps** (`simulate_realisations`: `astro_clustermass.simulate.simulate_stamps`
+  chunk by chunk): a square around each pre-selected halo, with Poisson neighbours, an
+  exposure drawn from an eFEDS-like map, detection on the stamp.
+
+Both run resumably and with an optional wall-clock limit; `collect_simulation` reads
+their output directories with ``astro_clustermass.simulate.read_realisation``, keeps the
+detections matched to a halo (in stamps: the stamp's central halo) that pass the
+selection, and builds their EBIs at the *detected* positions from the realisation's
+event files with `astro_clustermass.ebi.energy_band_images`. The catalogue carries the
+TRUE ``M500c``, ``z``, ``LX`` and ``T`` of the matched halo, read from the truth tables.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import numpy as np
 
 from ..catalog import EFEDS_SELECTION
 
-__all__ = ["build_dataset", "collect_simulation", "simulate_realisations", "training_config"]
+__all__ = ["build_dataset", "collect_simulation", "simulate_realisations", "simulate_fields",
+           "make_training_set", "training_config"]
 
 log = logging.getLogger("astro_clustermass")
 
@@ -52,8 +61,84 @@ def _utc_now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def _parse_until(until):
+    if isinstance(until, str):
+        hh, mm = (int(v) for v in until.split(":"))
+        return _utc_now().replace(hour=hh, minute=mm, second=0, microsecond=0)
+    return until
+
+
+def _should_stop(outdir, until):
+    """Why no new chunk should start (``touch OUTDIR/STOP`` or the time limit), or None."""
+    if os.path.exists(os.path.join(outdir, "STOP")):
+        return "STOP file"
+    if until is not None and _utc_now() >= until:
+        return f"time limit {until:%H:%M} UTC"
+    return None
+
+
+def simulate_fields(outdir, n, area=10.0, seed=2000, config=None, workers=1, until=None,
+                    progress=True, report=None):
+    """Simulate ``n`` survey fields into ``outdir/field_XXX`` (the field chunks of a
+    training set).
+
+    Field *k* is `astro_clustermass.simulate.simulate_field` with ``area`` deg^2 and
+    seed ``seed + k`` at the simulator's default (eFEDS) centre: fields of different
+    seeds are independent skies. Finished fields are not
+    redone (resume by calling again with the same arguments); no new field is started
+    after ``until`` or once ``outdir/STOP`` exists.
+
+    Parameters
+    ----------
+    outdir : str
+    n : int
+        Number of fields (chunks).
+    area : float
+        Area of each field [deg^2].
+    seed : int
+    config : SimConfig, optional
+        Default: `training_config()`.
+    workers : int
+        Processes for each field's detection.
+    until : datetime or str, optional
+        See `simulate_realisations`.
+    progress : bool
+        The simulator's own progress bars.
+    report : callable, optional
+        Called as ``report(k + 1, n, directory, manifest, seconds)`` after field *k*
+        (``seconds`` is None for a field found finished).
+
+    Returns
+    -------
+    list of str
+        The directories of the finished fields.
+    """
+    import time
+
+    from ..simulate import simulate_field
+
+    config = config or training_config()
+    until = _parse_until(until)
+    dirs = []
+    for k in range(n):
+        d = os.path.join(outdir, f"field_{k:03d}")
+        done = os.path.exists(os.path.join(d, "detections.fits"))
+        why = None if done else _should_stop(outdir, until)
+        if why:
+            log.info("simulate_fields: stopping (%s)", why)
+            break
+        t0 = time.perf_counter()
+        real = simulate_field(d, area=area, seed=seed + k, config=config, progress=progress,
+                              workers=workers)
+        dirs.append(d)
+        if report is not None:
+            report(k + 1, n, d, real.manifest, None if done else time.perf_counter() - t0)
+    return dirs
+
+
 def simulate_realisations(outdir, n, seed=1000, workers=1, n_halos=20_000, config=None,
-                          until=None, max_chunks=None, chunks_per_call=1, progress=True):
+                          until=None, max_chunks=None, chunks_per_call=1, progress=True,
+                          report=None):
     """Run the stamp-mode simulator for ``n`` realisations into ``outdir/real_XXX``.
 
     Realisation *k* is `astro_clustermass.simulate.simulate_stamps` with ``seed + k``,
@@ -77,50 +162,60 @@ def simulate_realisations(outdir, n, seed=1000, workers=1, n_halos=20_000, confi
         Wall-clock limit (aware datetime, or ``"HH:MM"`` UTC today): chunks are not
         started after it, so a data set can be built in a fixed time. The realisations
         are then partial; `collect_simulation` uses the chunks that are complete.
-    max_chunks : int, optional
+    max_chunks : int or list of int, optional
         Simulate at most this many chunks per realisation (chunks are random subsets of
-        the stamps, so the first ones are a fair sample of the whole).
+        the stamps, so the first ones are a fair sample of the whole); a list gives one
+        limit per realisation.
     chunks_per_call : int
     progress : bool
+    report : callable, optional
+        Called as ``report(done_chunks, planned_chunks, directory, manifest, seconds)``
+        after each call of the simulator.
 
     Returns
     -------
     list of str
         The realisation directories that hold at least one finished chunk.
     """
+    import time
+
     from .. import simulate
     config = config or training_config()
-    if isinstance(until, str):
-        hh, mm = (int(v) for v in until.split(":"))
-        until = _utc_now().replace(hour=hh, minute=mm, second=0, microsecond=0)
-    stop_file = os.path.join(outdir, "STOP")
+    until = _parse_until(until)
     dirs = []
+    limits = list(max_chunks) if isinstance(max_chunks, (list, tuple)) else [max_chunks] * n
     for k in range(n):
         d = os.path.join(outdir, f"real_{k:03d}")
+        max_chunks = limits[k]
         # chunks already on disk (their detection file is written last)
         done_chunks = 0
         while os.path.exists(os.path.join(d, f"detections_c{done_chunks:05d}.fits")):
             done_chunks += 1
         while True:
-            if os.path.exists(stop_file) or (until is not None and _utc_now() >= until):
-                log.info("simulate: stopping (%s)", "STOP file" if os.path.exists(stop_file)
-                         else f"time limit {until:%H:%M} UTC")
+            why = _should_stop(outdir, until)
+            if why:
+                log.info("simulate: stopping (%s)", why)
                 break
             if max_chunks is not None and done_chunks >= max_chunks:
                 break
             done_chunks += max(1, int(chunks_per_call))
             if max_chunks is not None:
                 done_chunks = min(done_chunks, int(max_chunks))
+            t0 = time.perf_counter()
             real = simulate.simulate_stamps(d, n_halos=n_halos, seed=seed + k, config=config,
                                             workers=workers, keep_events="selected",
                                             max_chunks=done_chunks, progress=progress)
             man = real.manifest
             log.info("simulate: %s: %s, %s selected", d, man.get("status"), man.get("selected"))
+            if report is not None:
+                planned = man.get("n_chunks", 0) if max_chunks is None else \
+                    min(int(max_chunks), man.get("n_chunks", max_chunks))
+                report(min(done_chunks, planned), planned, d, man, time.perf_counter() - t0)
             if man.get("status") == "done" or done_chunks >= man.get("n_chunks", 0):
                 break
         if glob.glob(os.path.join(d, "detections*.fits")):
             dirs.append(d)
-        if (os.path.exists(stop_file) or (until is not None and _utc_now() >= until)):
+        if _should_stop(outdir, until):
             break
     return dirs
 
@@ -140,15 +235,19 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
     """EBIs and catalogue of the selected, cluster-matched detections of ``sim_dirs``.
 
     For every finished chunk of every realisation directory: the detections matched to
-    the stamp's central halo (``MATCHED & central``) that pass ``selection``, one per
-    halo (the one with the highest ``DET_LIKE`` when a halo is detected twice); their
-    EBIs are built at the detected ``RA, DEC`` from the chunk's event file. Neighbour
-    halos near a stamp edge are not used: their photons are cut by the stamp border.
+    a halo that pass ``selection`` (in stamps, only the stamp's central halo:
+    ``MATCHED & central``; in a field every halo is central), one per halo (the one with
+    the highest ``DET_LIKE`` when a halo is detected twice); their EBIs are built at the
+    detected ``RA, DEC`` from the chunk's event file. Neighbour halos near a stamp edge
+    are not used: their photons are cut by the stamp border. In a field, clusters near
+    its edge are kept, with the part of the image outside the field empty, as in a
+    survey's catalogue.
 
     Parameters
     ----------
     sim_dirs : str or list of str
-        Output directories of `astro_clustermass.simulate.simulate_stamps`.
+        Output directories of `astro_clustermass.simulate.simulate_stamps` or
+        `~astro_clustermass.simulate.simulate_field` (both kinds may be mixed).
     selection : str
         See `astro_clustermass.catalog.selection_mask`.
     ebi_parameters : EBIParameters, optional
@@ -244,12 +343,18 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
     mmin = sorted({r.manifest.get("config", {}).get("log10_mmin") for r in reals},
                   key=str)
     chunks = sum(len(glob.glob(os.path.join(d, "detections*.fits"))) for d in sim_dirs)
-    source = ("astro_clustermass.simulate stamps mode: "
+    modes = sorted({str(r.manifest.get("mode", "stamps")) for r in reals})
+    if modes == ["field"]:
+        area = sum(float(r.manifest.get("area_deg2", 0.0)) for r in reals)
+        what = f"{len(reals)} fields, {area:g} deg^2 in all; halos"
+    else:
+        what = (f"{chunks} chunks of {reals[0].manifest.get('chunk_size')} stamps; "
+                "central halos")
+    source = (f"astro_clustermass.simulate {' + '.join(modes)} mode: "
               + "; ".join(f"{os.path.abspath(r.outdir)} (seed {r.manifest.get('seed')}, "
                           f"{r.manifest.get('status')})" for r in reals)
-              + f"; {chunks} chunks of {reals[0].manifest.get('chunk_size')} stamps; "
-              f"log10_mmin {', '.join(str(m) for m in mmin)}; central halos matched and "
-              f"passing the selection, one detection per halo ({len(catalog)} clusters)")
+              + f"; {what} matched and passing the selection, one detection per halo "
+              f"({len(catalog)} clusters); log10_mmin {', '.join(str(m) for m in mmin)}")
     return np.concatenate(images), catalog, params, source
 
 
@@ -284,3 +389,135 @@ def build_dataset(sim_dir, out_path, selection=EFEDS_SELECTION, ebi_parameters=N
                   source=source, overwrite=overwrite)
     log.info("wrote %d clusters to %s", len(catalog), out_path)
     return out_path
+
+
+def _check_settings(work_dir, settings):
+    """Record the settings of a work directory; refuse to resume it with others."""
+    import json
+
+    from ..io.atomic import atomic_write_text
+
+    path = os.path.join(work_dir, "settings.json")
+    plain = json.loads(json.dumps(settings, default=str))
+    if os.path.exists(path):
+        with open(path) as fh:
+            old = json.load(fh)
+        diffs = []
+        for k in plain:
+            if k in ("chunks", "output") or old.get(k) == plain[k]:
+                continue
+            if isinstance(plain[k], dict) and isinstance(old.get(k), dict):
+                diffs += [f"{k}.{f}: {old[k].get(f)!r} there, {plain[k].get(f)!r} now"
+                          for f in sorted(set(plain[k]) | set(old[k]))
+                          if old[k].get(f) != plain[k].get(f)]
+            else:
+                diffs.append(f"{k}: {old.get(k)!r} there, {plain[k]!r} now")
+        if diffs:
+            raise ValueError(f"{work_dir} was started with other settings ("
+                             + "; ".join(diffs) + "); use another work directory")
+    os.makedirs(work_dir, exist_ok=True)
+    atomic_write_text(path, json.dumps(plain, indent=1))
+
+
+def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, config=None,
+                      area=10.0, stamps_per_realisation=40_000, workers=1, until=None,
+                      selection=EFEDS_SELECTION, ebi_parameters=None, progress=True,
+                      report=None, overwrite=False):
+    """Simulate a training sky chunk by chunk in ``work_dir`` and write the data set.
+
+    The whole of ``astro-clustermass dataset``: `simulate_fields` (``mode="field"``:
+    ``chunks`` fields of ``area`` deg^2 in ``work_dir/sim/field_XXX``) or
+    `simulate_realisations` (``mode="stamps"``: ``chunks`` chunks of ``chunk_size``
+    stamps, in realisations of ``stamps_per_realisation`` stamps, ``work_dir/sim/
+    real_XXX``), then `build_dataset` from the finished chunks to ``out_path``.
+    Resumable: calling again with the same arguments (``chunks`` may grow) skips the
+    finished chunks; ``work_dir/settings.json`` records the settings and a call with
+    other ones (mode, seed, area, simulator configuration, selection) is refused.
+
+    Parameters
+    ----------
+    work_dir, out_path : str
+    mode : {"field", "stamps"}
+    chunks : int
+    seed : int
+        Field k / stamp realisation k is seeded with ``seed + k``.
+    config : SimConfig, optional
+        Default `training_config()`.
+    area : float
+        Field mode: area of each field [deg^2].
+    stamps_per_realisation : int
+        Stamps mode: stamps of each realisation (fixed, so that more chunks continue it).
+    workers : int
+    until : datetime or str, optional
+        Start no chunk after this time (``"HH:MM"`` UTC); the data set is then built from
+        the finished chunks and says so in its ``source`` attribute.
+    selection : str
+    ebi_parameters : EBIParameters, optional
+    progress : bool
+        The simulator's and the EBI builder's progress bars.
+    report : callable, optional
+        ``report(done, planned, directory, manifest, seconds)`` after each chunk.
+    overwrite : bool
+        Replace ``out_path`` if it exists and was not written from this work directory.
+
+    Returns
+    -------
+    dict
+        ``path``, ``chunks_done``, ``chunks_planned``, ``clusters``.
+    """
+    import json
+
+    from .dataset import read_dataset, write_dataset
+
+    if mode not in ("field", "stamps"):
+        raise ValueError(f"mode must be 'field' or 'stamps', not {mode!r}")
+    if int(chunks) < 1:
+        raise ValueError(f"chunks must be >= 1, not {chunks}")
+    config = config or training_config()
+    work_dir = os.path.abspath(work_dir)
+    settings = {"mode": mode, "seed": int(seed), "config": config.to_dict(),
+                "selection": selection, "chunks": int(chunks), "output": out_path,
+                "ebi_parameters": None if ebi_parameters is None else
+                ebi_parameters.to_dict()}
+    if mode == "field":
+        settings["area_deg2"] = float(area)
+    else:
+        settings["stamps_per_realisation"] = int(stamps_per_realisation)
+    if os.path.exists(out_path) and not overwrite:
+        made_here = False
+        try:
+            made_here = f"work directory {work_dir}" in read_dataset(out_path).attrs.get(
+                "source", "")
+        except (OSError, KeyError, ValueError):
+            pass
+        if not made_here:
+            raise ValueError(f"{out_path} exists and was not made from {work_dir}; "
+                             "pass overwrite=True (--overwrite) to replace it")
+    _check_settings(work_dir, settings)
+    sim = os.path.join(work_dir, "sim")
+    os.makedirs(sim, exist_ok=True)
+    if mode == "field":
+        dirs = simulate_fields(sim, int(chunks), area=area, seed=seed, config=config,
+                               workers=workers, until=until, progress=progress,
+                               report=report)
+        done = len(dirs)
+    else:
+        per = max(1, int(stamps_per_realisation) // int(config.chunk_size))
+        n_real = -(-int(chunks) // per)
+        limits = [min(per, int(chunks) - k * per) for k in range(n_real)]
+        dirs = simulate_realisations(sim, n_real, seed=seed, workers=workers,
+                                     n_halos=stamps_per_realisation, config=config,
+                                     until=until, max_chunks=limits, progress=progress,
+                                     chunks_per_call=max(1, 2 * int(workers)), report=report)
+        done = sum(len(glob.glob(os.path.join(d, "detections_c*.fits"))) for d in dirs)
+    if not dirs:
+        raise ValueError(f"no finished chunk in {sim} to build a data set from")
+    ebi, catalog, params, source = collect_simulation(
+        dirs, selection=selection, ebi_parameters=ebi_parameters, progress=progress)
+    source += (f"; {done} of {int(chunks)} planned chunks; work directory {work_dir}; "
+               f"settings {json.dumps(settings, default=str, sort_keys=True)}")
+    write_dataset(out_path, ebi, catalog, ebi_parameters=params, selection=selection,
+                  source=source, overwrite=True)
+    log.info("wrote %d clusters to %s", len(catalog), out_path)
+    return {"path": out_path, "chunks_done": done, "chunks_planned": int(chunks),
+            "clusters": len(catalog)}
