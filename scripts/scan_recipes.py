@@ -112,11 +112,15 @@ def main(argv=None):
     if bool(args.dataset) == bool(args.synthetic):
         p.error("give a data set or --synthetic N")
 
-    import astro_clustermass.cnn  # noqa: F401  (before torch: OMP_WAIT_POLICY)
     import torch
 
-    from astro_clustermass.cnn.scan import (SIZE_COLUMNS, ensemble_size_table, format_table,
-                                            scan_recipes)
+    import astro_clustermass.cnn  # noqa: F401  (before torch: OMP_WAIT_POLICY)
+    from astro_clustermass.cnn.scan import (
+        SIZE_COLUMNS,
+        ensemble_size_table,
+        format_table,
+        scan_recipes,
+    )
     from astro_clustermass.io.atomic import atomic_write_text
 
     torch.set_num_threads(args.threads)

@@ -8,13 +8,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_cnn import synthetic_data  # noqa: E402
+
 from astro_clustermass.cnn.dataset import Normalisation  # noqa: E402
 from astro_clustermass.cnn.model import (  # noqa: E402
-    ARCHITECTURES, build_model, count_parameters, flops_per_sample)
-from astro_clustermass.cnn.train import (  # noqa: E402
-    TrainConfig, make_optimizer, train_member)
-
-from test_cnn import synthetic_data  # noqa: E402
+    ARCHITECTURES,
+    build_model,
+    count_parameters,
+    flops_per_sample,
+)
+from astro_clustermass.cnn.train import TrainConfig, make_optimizer, train_member  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -5,10 +5,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from astro_clustermass.cnn.scan import (  # noqa: E402
-    SIZE_COLUMNS, ensemble_size_table, format_table, scan_recipes)
-
 from test_cnn import synthetic_data  # noqa: E402
+
+from astro_clustermass.cnn.scan import SIZE_COLUMNS, ensemble_size_table, format_table, scan_recipes  # noqa: E402
 
 
 def test_ensemble_size_table_measures_what_members_average_away():
