@@ -65,15 +65,23 @@ def pid_alive(pid):
     return True
 
 
+def _link_error(path):
+    """The errno of following the symbolic link ``path`` (None when it resolves)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno
+    return None
+
+
 def _describe(path):
     """'does not exist' / 'is a symbolic link loop' ... for a missing path."""
     path = Path(path)
     if path.is_symlink():
-        try:
-            os.stat(path)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                return "is a symbolic link loop"
+        error = _link_error(path)
+        if error == errno.ELOOP:
+            return "is a symbolic link loop"
+        if error is not None:
             return f"is a symbolic link to {os.readlink(path)!r}, which does not exist"
     return "does not exist"
 
@@ -90,12 +98,8 @@ def check_target(path, overwrite=True, makedirs=False):
     shown = os.fspath(path)
     path = Path(path)
     if path.is_symlink():
-        try:
-            os.stat(path)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise OSError(errno.ELOOP, f"cannot write {shown!r}: it is a symbolic link "
-                                           "loop") from None
+        if _link_error(path) == errno.ELOOP:
+            raise OSError(errno.ELOOP, f"cannot write {shown!r}: it is a symbolic link loop")
         path = Path(os.path.realpath(path))
     try:
         st = os.stat(path)
