@@ -61,9 +61,21 @@ def test_relations_scatter_and_correlation():
     # no shape parameter is a noiseless function of mass
     for key in ("rc", "beta", "b_to_a", "Xoff", "f_cc"):
         assert np.std(p[key]) > 0.01, key
-    assert 0.3 < p["cool_core"].mean() < 0.5
-    # cool cores are over-luminous at fixed mass
-    assert dl[p["cool_core"]].mean() > dl[~p["cool_core"]].mean() + 0.05
+    assert p["cool_core"].mean() == pytest.approx(CFG.cc_fraction, abs=0.02)
+
+
+@pytest.mark.parametrize("link", [0.0, 1.0])
+def test_cool_core_link_to_luminosity(link):
+    # cc_lx_link > 0: cool cores are over-luminous at fixed mass; 0 (the default since
+    # 2026-12-06): the cool-core flag is independent of the L_X residual
+    rng = np.random.default_rng(3)
+    m, z = np.full(20000, 2e14), np.full(20000, 0.3)
+    cfg = CFG.replace(cc_lx_link=link)
+    p = emission.draw_properties(rng, m, z, cfg)
+    dl = np.log10(p["LX"] / emission.lx_mean(m, z, cfg))
+    gap = dl[p["cool_core"]].mean() - dl[~p["cool_core"]].mean()
+    assert p["cool_core"].mean() == pytest.approx(cfg.cc_fraction, abs=0.02)
+    assert (gap > 0.05) if link else (abs(gap) < 0.01)
 
 
 def test_lx_relation_pivot_and_temperature():

@@ -145,14 +145,15 @@ def _background_map(img, expo, config, smoothed=None):
     b0 = r0 * expo
     mask = np.zeros(img.shape, bool)
     smoothed = {} if smoothed is None else smoothed
-    for s in (7.0, 18.0):
+    for s in config.det_bkg_mask_scales:
+        s = float(s)
         S = smoothed[s] if s in smoothed else _smooth(img.astype(float), s)
         B = b0          # the exposure map is smooth on these scales
         beam = 4 * np.pi * s * s
         excess = (S - B) * beam
         mask |= excess > 3.0 * np.sqrt(B * beam) + 2.0
     mask = ndimage.binary_dilation(mask, iterations=6)
-    blk = 64
+    blk = int(config.det_bkg_block)
     ny, nx = img.shape
     by, bx = -(-ny // blk), -(-nx // blk)
     pad = ((0, by * blk - ny), (0, bx * blk - nx))
@@ -166,6 +167,23 @@ def _background_map(img, expo, config, smoothed=None):
     xx = (np.arange(nx) + 0.5) / blk - 0.5
     full = _upsample_bilinear(rate, yy, xx)
     return full * expo
+
+
+def _box_like_map(smoothed, bkg, config):
+    """erbox-like point-source significance per pixel: -ln P of the counts in a PSF-sized
+    beam (the image smoothed at the smallest scale, ``det_scales[0]``) under the
+    background."""
+    s = float(config.det_scales[0])
+    beam = 4 * np.pi * s * s
+    return _poisson_like(smoothed[s] * beam, bkg * beam)
+
+
+def _at_pixels(img, x, y, h, pix):
+    """Values of ``img`` at the pixels holding tangent-plane positions (x, y) [arcsec]."""
+    n = img.shape[0]
+    ix = np.clip(((np.asarray(x) + h) / pix).astype(int), 0, n - 1)
+    iy = np.clip(((np.asarray(y) + h) / pix).astype(int), 0, n - 1)
+    return img[iy, ix]
 
 
 def _mean_shift(ctree_pos, ptree, px, py, sigma, iters=3, max_shift=None):
@@ -339,7 +357,7 @@ def _catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config):
                                        order=1, mode="nearest")     # counts / arcsec^2
     ok = (det_like >= config.det_like_min) & (expo_v > 0)
     out = {"x": pos[:, 0], "y": pos[:, 1], "DET_LIKE": det_like, "EXT_LIKE": ext_like,
-           "EXT_FIT": np.where(is_ext, fits.ext_grid[f["kb"]], 0.0), "ML_CTS": cts,
+           "EXT_FIT": np.where(is_ext, f["ext"], 0.0), "ML_CTS": cts,
            "ML_CTS_ERR": cts_err, "ML_EXP": expo_v, "ML_BKG": bkg_dens * 3600.0,
            "DET_LIKE_PNT": dl_pt, "DET_LIKE_EXT": dl_ex, "SCALE": cs.astype(int),
            "OFFSET_PNT_EXT": np.hypot(*(p_pt - p_ex).T)}
@@ -432,7 +450,14 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     f = fits.run(config)
     if config.det_two_point:
         f = _split_blends(fits, f, ptree, x, y, bd_img, h, config)
-    out = _dedupe(_catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config))
+    cat = _catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config)
+    cat["BOX_LIKE"] = _at_pixels(_box_like_map(smoothed, bkg, config), cat["x"], cat["y"], h,
+                                 config.pixel)
+    out = _dedupe(cat)
+    if config.det_box_like_min > 0:
+        # reported only with a point-like peak, as eSASS fits only erbox's candidates
+        ok = out["BOX_LIKE"] >= config.det_box_like_min
+        out = {k: v[ok] for k, v in out.items()}
     for keep in (core, roi):
         if keep is not None and len(out["x"]):
             inside = np.asarray(keep(out["x"], out["y"]), bool)
@@ -475,7 +500,7 @@ def _dedupe(det, bkg_dens=None):
 
 def _empty():
     names = ["x", "y", "DET_LIKE", "EXT_LIKE", "EXT", "EXT_FIT", "ML_CTS", "ML_CTS_ERR", "ML_EXP",
-             "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT", "ML_RATE", "ML_RATE_ERR"]
+             "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT", "ML_RATE", "ML_RATE_ERR", "BOX_LIKE"]
     out = {k: np.zeros(0) for k in names}
     out["SCALE"] = np.zeros(0, int)
     out["OFFSET_PNT_EXT"] = np.zeros(0)

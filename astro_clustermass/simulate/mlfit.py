@@ -219,6 +219,7 @@ class _SourceFits:
         kb_b = np.argmax(ll_b[:, 1:], axis=1)
         use_b_ex = ll_b[r, 1 + kb_b] >= ll_a[r, 1 + kb_a]
         kb = np.where(use_b_ex, kb_b, kb_a)
+        ext = self.refine_extent(np.where(use_b_ex[:, None], ll_b[:, 1:], ll_a[:, 1:]), kb)
 
         def pick(arr_a, arr_b, k, useb):
             return np.where(useb, arr_b[r, k], arr_a[r, k])
@@ -228,7 +229,23 @@ class _SourceFits:
                     s_e=np.where(use_b_ex, s_b[r, 1 + kb_b], s_a[r, 1 + kb_a]),
                     ll_e=np.where(use_b_ex, ll_b[r, 1 + kb_b], ll_a[r, 1 + kb_a]),
                     fi_e=np.where(use_b_ex, fi_b[r, 1 + kb_b], fi_a[r, 1 + kb_a]),
-                    ext_at_ext=use_b_ex, kb=kb)
+                    ext_at_ext=use_b_ex, kb=kb, ext=ext)
+
+    def refine_extent(self, ll, kb):
+        """Core radius [arcsec] between the grid values: the maximum of a parabola in
+        ln(EXT) through the likelihoods at the best grid value ``kb`` and its two
+        neighbours (eSASS fits the extent continuously); the grid value at its ends."""
+        lg = np.log(self.ext_grid)
+        n = lg.size
+        r = np.arange(len(kb))
+        k = np.clip(kb, 1, n - 2)
+        y0, y1, y2 = ll[r, k - 1], ll[r, k], ll[r, k + 1]
+        den = y0 - 2.0 * y1 + y2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(den < 0, 0.5 * (y0 - y2) / den, 0.0)
+        d = np.clip(np.nan_to_num(d), -0.5, 0.5)
+        inner = (kb > 0) & (kb < n - 1)
+        return np.where(inner, np.exp(lg[k] + d * (lg[1] - lg[0])), self.ext_grid[kb])
 
     def positions(self, f):
         """Positions of the point and of the extended model of each candidate in fit ``f``."""
