@@ -28,10 +28,14 @@ Diagnostics behind "The simulated sky against the real eFEDS catalogue":
    table ``efeds_xray_cluster_candidates.csv``, in ``shared/data/efeds``; not shipped)
    against all simulated halos and the selected ones, with the simulated L_X(< R500)
    times 10^-0.03 for the 500 kpc aperture (the ``fields`` diagnostic);
-6. ``variance``: the sample variance of the number of halos of 10^13.8 Msun at
+6. ``boxlike DIR... [--thresholds 5,6,7,8]``: on realisations run without the point-like
+   peak requirement (``--set det_box_like_min=0``), the selection as if it had each
+   threshold: density ratio, DET_LIKE < 15 share, DET_LIKE - EXT_LIKE at EXT_LIKE < 10,
+   and the EXT and redshift medians against eFEDS;
+7. ``variance``: the sample variance of the number of halos of 10^13.8 Msun at
    z = 0.05-0.2 in an eFEDS-sized field (16 x 9 deg, a box of the comoving size at the
    volume-weighted distance; linear power spectrum and Tinker et al. 2010 bias, colossus);
-7. ``extent``: the detection's EXT on synthetic isolated beta = 2/3 clusters (200 photons,
+8. ``extent``: the detection's EXT on synthetic isolated beta = 2/3 clusters (200 photons,
    core 15, 30, 50", flat eFEDS background; 8 patches each), with the neighbour-model
    threshold ``det_model_min_dlnl`` at 2 (before 2026-12-06) and 5, and for the isolated
    fit alone.
@@ -44,6 +48,7 @@ Usage::
     python benchmarks/realism_causes.py nearby /work/sim_output/i21b/ref_3101 ...
     python benchmarks/realism_causes.py lumfun /work/sim_output/i21b/ref_3101 ... \
         --liu ../shared/data/efeds/efeds_xray_cluster_candidates.csv
+    python benchmarks/realism_causes.py boxlike /work/sim_output/i21b/rc20ccB_3101
     python benchmarks/realism_causes.py variance
     python benchmarks/realism_causes.py extent
 """
@@ -178,12 +183,14 @@ def nearby(dirs):
     secure = ~np.asarray(real["NOT_CLUSTER"], bool)
     cols = ("z", "ML_RATE", "EXT", "EXT_LIKE", "DET_LIKE")
     rv = {c: _v(real, c) for c in cols}
-    sv, allv, area = {c: [] for c in cols}, {c: [] for c in cols}, 0.0
+    sv, allv, area, n_point = {c: [] for c in cols}, {c: [] for c in cols}, 0.0, 0
     for d in dirs:
         r = read_realisation(d)
         det = r.detections
         area += float(r.manifest["area_deg2"])
         sel = realism.selected(det)
+        n_point += int(np.sum(np.asarray(det["MATCHED"], bool) & (_v(det, "DET_LIKE") > 6)
+                              & (_v(det, "EXT_LIKE") <= 6)))
         for c in cols:
             sv[c].append(_v(det, c)[sel & np.asarray(det["MATCHED"], bool)])
             allv[c].append(_v(det, c)[sel])
@@ -201,6 +208,16 @@ def nearby(dirs):
                 f"{np.median(x):5.1f}" if b.any() else "  nan" for x in (
                     v["EXT"][b], v["EXT_LIKE"][b], (v["DET_LIKE"] - v["EXT_LIKE"])[b])))
         print(f"{lo:.2f}-{hi:.2f}  {out[0]} | {out[1]}")
+    fine = (0.0, 0.1, 0.15, 0.2, 0.3)
+    edges = list(zip(fine, fine[1:]))
+    n_real = [np.sum(secure & (rv["z"] >= a) & (rv["z"] < b)) for a, b in edges]
+    n_sim = [np.sum((sv["z"] >= a) & (sv["z"] < b)) * 140 / area for a, b in edges]
+    print(f"clusters per 140 deg^2 in z bins {fine}: real "
+          + " ".join(str(n) for n in n_real) + " | simulated "
+          + " ".join(f"{n:.0f}" for n in n_sim))
+    print(f"simulated clusters detected as point sources (DET_LIKE > 6, EXT_LIKE <= 6): "
+          f"{n_point / area:.1f} per deg^2 (eFEDS: 346 optically confirmed in 140 deg^2, "
+          "2.5 per deg^2, Bulbul et al. 2022)")
     for name, v in (("real", rv), ("simulated", allv)):
         low = v["EXT_LIKE"] < 10
         print(f"{name}: DET_LIKE - EXT_LIKE at EXT_LIKE < 10, 5/25/50 %: " + " / ".join(
@@ -240,6 +257,27 @@ def lumfun(dirs, liu_path):
                " ".join(f"{np.sum(s & (sl > c)) / area:.2f}" for c in cuts),
                " ".join(f"{np.sum(s & ssel & (sl > c)) / area:.2f}" for c in cuts)]
         print(f"  z {lo:.2f}-{hi:.2f}: " + " | ".join(row))
+
+
+def boxlike(dirs, thresholds):
+    from astro_clustermass.simulate import read_realisation, realism
+
+    tabs = []
+    for d in dirs:
+        r = read_realisation(d)
+        tabs.append((r.detections, float(r.manifest["area_deg2"]), d))
+    for thr in thresholds:
+        cut = [(t[_v(t, "BOX_LIKE") >= thr], a, lab) for t, a, lab in tabs]
+        res = realism.compare_with_efeds(cut)
+        sel = np.concatenate([t[realism.selected(t)] for t, _, _ in cut])
+        dl, el = _v(sel, "DET_LIKE"), _v(sel, "EXT_LIKE")
+        q = np.percentile((dl - el)[el < 10], (5, 25, 50))
+        o = res["observables"]
+        print(f"BOX_LIKE >= {thr:g}: density {res['density']['ratio']:.2f} of eFEDS, "
+              f"DET_LIKE < 15 {np.mean(dl < 15):.3f}, DET_LIKE - EXT_LIKE at EXT_LIKE < 10 "
+              f"(5/25/50 %) {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f}, medians: DET_LIKE "
+              f"{o['DET_LIKE']['median_diff']:+.3f}, EXT {o['EXT']['median_diff']:+.3f}, "
+              f"z {o['z']['median_diff']:+.3f}")
 
 
 def variance(logm=13.8, zlo=0.05, zhi=0.2, size_deg=(16.0, 9.0)):
@@ -318,9 +356,10 @@ def extent(seed=5, n_patch=8):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("rate", "fields", "chiu", "nearby", "lumfun", "variance",
-                                    "extent"))
+    p.add_argument("what", choices=("rate", "fields", "chiu", "nearby", "lumfun", "boxlike",
+                                    "variance", "extent"))
     p.add_argument("--liu", help="Liu et al. (2022) table (lumfun)")
+    p.add_argument("--thresholds", default="5,6,7,8", help="BOX_LIKE thresholds (boxlike)")
     p.add_argument("dirs", nargs="*")
     a = p.parse_args(argv)
     if a.what == "rate":
@@ -333,6 +372,8 @@ def main(argv=None):
         nearby(a.dirs)
     elif a.what == "lumfun":
         lumfun(a.dirs, a.liu)
+    elif a.what == "boxlike":
+        boxlike(a.dirs, [float(t) for t in a.thresholds.split(",")])
     elif a.what == "variance":
         variance()
     else:

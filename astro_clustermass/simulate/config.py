@@ -123,10 +123,11 @@ class SimConfig:
     det_like_min: float = 4.0        # detections kept in the output
     # erbox-like point-source significance at the fitted position (-ln P of the counts in
     # a beam of the smallest scale under the background; BOX_LIKE): detections below
-    # det_box_like_min are not reported (0: no requirement). 6 is calibrated on the real
-    # catalogue's DET_LIKE - EXT_LIKE of its weakest extended sources (seeds 3101-3102;
-    # docs/validation.rst): without it the simulated selection had 3 times eFEDS's share
-    # of DET_LIKE < 15 (sums of faint AGN and cluster fragments without a point-like peak)
+    # det_box_like_min are not reported (0: no requirement). Without it the simulated
+    # selection had 3 times eFEDS's share of DET_LIKE < 15 (sums of faint AGN, cluster
+    # fragments: no point-like peak). 6 is chosen on seed 3101 between the real
+    # catalogue's DET_LIKE - EXT_LIKE of its weakest extended sources (best matched by 8)
+    # and the redshifts, which a higher threshold lowers (docs/validation.rst)
     det_box_like_min: float = 6.0
     # extended candidates with a stronger point-like one within this radius [arcsec] get a
     # third neighbour pass (0: none); it removes extended "ghosts" in the wings of bright

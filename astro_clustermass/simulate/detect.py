@@ -34,7 +34,9 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    the Poisson likelihood (Cash statistic) in the source counts S >= 0:
    background only; background + PSF (point); background + PSF-convolved beta model
    with beta = 2/3 and core radius EXT on a log grid (``ext_grid``: 28 values, 8"-300";
-   the best one; reported at most ``ext_report_max`` = 60", eFEDS's limits).
+   EXT between the grid values from a parabola in ln EXT through the likelihoods of the
+   best grid value and its neighbours, as ``ermldet`` fits it continuously; reported at
+   most ``ext_report_max`` = 60", eFEDS's limits).
    The PSF is the simulator's King profile (beta = 1.5), and a beta = 2/3 model
    convolved with it is exactly a King profile of core r_c(PSF) + EXT (both are 2-D
    Poisson kernels), so the extended templates are analytic.
@@ -57,6 +59,11 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    radius out to which the stronger source's fitted model is brighter than the
    background (this merges the outskirts of bright cool-core clusters, which a single
    beta = 2/3 model leaves as residual, back into the cluster).
+   After that, a detection is reported only with a point-like peak: ``BOX_LIKE``, the
+   Poisson significance -ln P of the counts in a beam of the smallest scale (10") at
+   its position under the background, at least ``det_box_like_min`` (6), the analogue
+   of eSASS fitting only the sources of erbox's PSF-sized box detection (sums of faint
+   AGN and cluster outskirts without a peak are not reported).
 """
 
 from __future__ import annotations
