@@ -145,6 +145,11 @@ class SimConfig:
     # third of the selected clusters separate extended detections)
     ext_grid: tuple = (8.0, 300.0, 28)
     ext_report_max: float = 60.0     # EXT is reported at most this [arcsec] (27 of 542 eFEDS)
+    # report DET_LIKE, EXT_LIKE, ML_CTS, ML_RATE and EXT of the best model with EXT <=
+    # ext_report_max (ermldet's extmax), while the wider fit (EXT_FIT) stays the source's
+    # model for its neighbours and the clean-up; False: report the wider fit (until
+    # 2026-12-06), whose total counts can take in a background-map offset over the 300"
+    det_report_capped_extent: bool = True
     # two point sources as the alternative to one extended source (eSASS nmulsou = 2;
     # simulate/blends.py): tested for extended candidates with EXT <= ext_report_max and
     # EXT_LIKE above det_two_point_min_ext_like, on the photons within det_two_point_radius;

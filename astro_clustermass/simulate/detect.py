@@ -348,6 +348,9 @@ def _refine_positions(cpos, cs, ptree, x, y, bd_img, h, config):
 def _catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config):
     """Stage 5: eSASS columns from the final fits (module docstring, step 4)."""
     pix = config.pixel
+    ext_fit = np.where(f["ll_e"] > f["ll_pt"], f["ext"], 0.0)
+    if config.det_report_capped_extent:
+        f = dict(f, ll_e=f["ll_c"], s_e=f["s_c"], fi_e=f["fi_c"], ext=f["ext_c"])
     ll_pt, ll_e = f["ll_pt"], f["ll_e"]
     dl_pt = det_like_from_dc(2 * ll_pt, 3)
     dl_ex = det_like_from_dc(2 * ll_e, 4)
@@ -364,11 +367,11 @@ def _catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config):
                                        order=1, mode="nearest")     # counts / arcsec^2
     ok = (det_like >= config.det_like_min) & (expo_v > 0)
     out = {"x": pos[:, 0], "y": pos[:, 1], "DET_LIKE": det_like, "EXT_LIKE": ext_like,
-           "EXT_FIT": np.where(is_ext, f["ext"], 0.0), "ML_CTS": cts,
+           "EXT_FIT": ext_fit, "ML_CTS": cts,
            "ML_CTS_ERR": cts_err, "ML_EXP": expo_v, "ML_BKG": bkg_dens * 3600.0,
            "DET_LIKE_PNT": dl_pt, "DET_LIKE_EXT": dl_ex, "SCALE": cs.astype(int),
            "OFFSET_PNT_EXT": np.hypot(*(p_pt - p_ex).T)}
-    out["EXT"] = np.minimum(out["EXT_FIT"], config.ext_report_max)   # as eSASS reports it
+    out["EXT"] = np.minimum(np.where(is_ext, f["ext"], 0.0), config.ext_report_max)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["ML_RATE"] = np.where(expo_v > 0, cts / expo_v, 0.0)
         out["ML_RATE_ERR"] = np.where(expo_v > 0, cts_err / expo_v, 0.0)
@@ -403,8 +406,9 @@ def _split_blends(fits, f, ptree, x, y, bd_img, h, config):
     if not split.any():
         return f
     f = dict(f)
-    f["ll_e"] = f["ll_e"].copy()
-    f["ll_e"][test[split]] = -1e30          # the extended model is not an option any more
+    for key in ("ll_e", "ll_c"):
+        f[key] = f[key].copy()
+        f[key][test[split]] = -1e30          # the extended model is not an option any more
     return f
 
 
