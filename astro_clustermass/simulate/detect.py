@@ -43,7 +43,12 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    An extended candidate better fitted by two point sources than by an extended model
    with a point-like core becomes point-like (`astro_clustermass.simulate.blends`; the
    analogue of ermldet's ``nmulsou = 2``).
-4. **Likelihoods (eSASS conventions).** With Delta C = C_bkg - C_model (C = Cash
+4. **Likelihoods (eSASS conventions).** Reported from the best extended model with
+   EXT <= ``ext_report_max`` (60", ``ermldet``'s extmax; ``det_report_capped_extent``),
+   while the wider fit (``EXT_FIT``) stays the source's model for its neighbours and the
+   clean-up: a weak, very wide model could otherwise take in an offset of the background
+   map over the fit region and report many times the source's counts.
+   With Delta C = C_bkg - C_model (C = Cash
    statistic), DET_LIKE = -ln P where P = Q(nu/2, Delta C / 2) is the chance probability
    of a background fluctuation (Q: regularised upper incomplete gamma, nu = 3 free
    parameters for a point source: rate and position; nu = 4 for an extended one);
