@@ -19,7 +19,23 @@ Diagnostics behind "The simulated sky against the real eFEDS catalogue":
    simulation's own probability of selection per expected counts (30 log bins) and
    redshift bin, applied to the expected counts scaled by the ratio of the luminosities
    (an estimate that ignores the change of the extents);
-4. ``extent``: the detection's EXT on synthetic isolated beta = 2/3 clusters (200 photons,
+4. ``nearby DIR...``: per redshift bin, the selected clusters per deg^2 in bins of
+   ML_RATE, their median EXT, EXT_LIKE and DET_LIKE - EXT_LIKE (about the point-source
+   likelihood), real (secure clusters) against simulated; and the selected sources'
+   DET_LIKE - EXT_LIKE at EXT_LIKE < 10 with the share of DET_LIKE < 15;
+5. ``lumfun DIR... --liu PATH``: per redshift bin, the number per deg^2 above a luminosity
+   (rest-frame 0.5-2 keV): real secure clusters with Liu et al.'s (2022) L_500kpc (their
+   table ``efeds_xray_cluster_candidates.csv``, in ``shared/data/efeds``; not shipped)
+   against all simulated halos and the selected ones, with the simulated L_X(< R500)
+   times 10^-0.03 for the 500 kpc aperture (the ``fields`` diagnostic);
+6. ``boxlike DIR... [--thresholds 5,6,7,8]``: on realisations run without the point-like
+   peak requirement (``--set det_box_like_min=0``), the selection as if it had each
+   threshold: density ratio, DET_LIKE < 15 share, DET_LIKE - EXT_LIKE at EXT_LIKE < 10,
+   and the EXT and redshift medians against eFEDS;
+7. ``variance``: the sample variance of the number of halos of 10^13.8 Msun at
+   z = 0.05-0.2 in an eFEDS-sized field (16 x 9 deg, a box of the comoving size at the
+   volume-weighted distance; linear power spectrum and Tinker et al. 2010 bias, colossus);
+8. ``extent``: the detection's EXT on synthetic isolated beta = 2/3 clusters (200 photons,
    core 15, 30, 50", flat eFEDS background; 8 patches each), with the neighbour-model
    threshold ``det_model_min_dlnl`` at 2 (before 2026-12-06) and 5, and for the isolated
    fit alone.
@@ -29,6 +45,11 @@ Usage::
     python benchmarks/realism_causes.py rate
     python benchmarks/realism_causes.py fields /work/sim_output/i21/base_2101 ...
     python benchmarks/realism_causes.py chiu /work/sim_output/i21/cal_a
+    python benchmarks/realism_causes.py nearby /work/sim_output/i21b/ref_3101 ...
+    python benchmarks/realism_causes.py lumfun /work/sim_output/i21b/ref_3101 ... \
+        --liu ../shared/data/efeds/efeds_xray_cluster_candidates.csv
+    python benchmarks/realism_causes.py boxlike /work/sim_output/i21b/rc20ccB_3101
+    python benchmarks/realism_causes.py variance
     python benchmarks/realism_causes.py extent
 """
 
@@ -155,6 +176,136 @@ def chiu(dirs):
               f"{prob[ic2, iz][k].sum() / area:.2f}")
 
 
+def nearby(dirs):
+    from astro_clustermass.simulate import read_realisation, realism
+
+    real = realism.read_efeds_clusters()
+    secure = ~np.asarray(real["NOT_CLUSTER"], bool)
+    cols = ("z", "ML_RATE", "EXT", "EXT_LIKE", "DET_LIKE")
+    rv = {c: _v(real, c) for c in cols}
+    sv, allv, area, n_point = {c: [] for c in cols}, {c: [] for c in cols}, 0.0, 0
+    for d in dirs:
+        r = read_realisation(d)
+        det = r.detections
+        area += float(r.manifest["area_deg2"])
+        sel = realism.selected(det)
+        n_point += int(np.sum(np.asarray(det["MATCHED"], bool) & (_v(det, "DET_LIKE") > 6)
+                              & (_v(det, "EXT_LIKE") <= 6)))
+        for c in cols:
+            sv[c].append(_v(det, c)[sel & np.asarray(det["MATCHED"], bool)])
+            allv[c].append(_v(det, c)[sel])
+    sv = {c: np.concatenate(x) for c, x in sv.items()}
+    allv = {c: np.concatenate(x) for c, x in allv.items()}
+    rb = (0.02, 0.06, 0.1, 0.2, 0.5, 5.0)
+    print(f"{len(dirs)} field(s), {area:.0f} deg^2; clusters per deg^2 in ML_RATE bins {rb} ct/s,"
+          " median EXT, EXT_LIKE, DET_LIKE - EXT_LIKE; real (secure) | simulated")
+    for lo, hi in Z_BINS:
+        out = []
+        for v, k, a in ((rv, secure, 140.0), (sv, True, area)):
+            b = k & (v["z"] >= lo) & (v["z"] < hi)
+            h = np.histogram(v["ML_RATE"][b], rb)[0] / a
+            out.append(" ".join(f"{x:.2f}" for x in h) + "  " + " ".join(
+                f"{np.median(x):5.1f}" if b.any() else "  nan" for x in (
+                    v["EXT"][b], v["EXT_LIKE"][b], (v["DET_LIKE"] - v["EXT_LIKE"])[b])))
+        print(f"{lo:.2f}-{hi:.2f}  {out[0]} | {out[1]}")
+    fine = (0.0, 0.1, 0.15, 0.2, 0.3)
+    edges = list(zip(fine, fine[1:]))
+    n_real = [np.sum(secure & (rv["z"] >= a) & (rv["z"] < b)) for a, b in edges]
+    n_sim = [np.sum((sv["z"] >= a) & (sv["z"] < b)) * 140 / area for a, b in edges]
+    print(f"clusters per 140 deg^2 in z bins {fine}: real "
+          + " ".join(str(n) for n in n_real) + " | simulated "
+          + " ".join(f"{n:.0f}" for n in n_sim))
+    print(f"simulated clusters detected as point sources (DET_LIKE > 6, EXT_LIKE <= 6): "
+          f"{n_point / area:.1f} per deg^2 (eFEDS: 346 optically confirmed in 140 deg^2, "
+          "2.5 per deg^2, Bulbul et al. 2022)")
+    for name, v in (("real", rv), ("simulated", allv)):
+        low = v["EXT_LIKE"] < 10
+        print(f"{name}: DET_LIKE - EXT_LIKE at EXT_LIKE < 10, 5/25/50 %: " + " / ".join(
+            f"{q:.1f}" for q in np.percentile((v["DET_LIKE"] - v["EXT_LIKE"])[low], (5, 25, 50)))
+            + f"; DET_LIKE < 15: {np.mean(v['DET_LIKE'] < 15):.3f} of the selected")
+
+
+def lumfun(dirs, liu_path):
+    from astropy.table import Table
+
+    from astro_clustermass.simulate import read_realisation, realism
+
+    real = realism.read_efeds_clusters()
+    liu = Table.read(liu_path)
+    secure = dict(zip(np.asarray(real["ID_SRC"]), ~np.asarray(real["NOT_CLUSTER"], bool)))
+    zreal = dict(zip(np.asarray(real["ID_SRC"]), _v(real, "z")))
+    keep = np.array([secure[i] for i in liu["ID_SRC"]])
+    rz = np.array([zreal[i] for i in liu["ID_SRC"]])[keep]
+    rl = np.asarray(liu["L_500kpc"], float)[keep]
+    sz, sl, ssel, area = [], [], [], 0.0
+    for d in dirs:
+        r = read_realisation(d)
+        t, det = r.truth, r.detections
+        area += float(r.manifest["area_deg2"])
+        sel = realism.selected(det) & np.asarray(det["MATCHED"], bool)
+        sz.append(_v(t, "z"))
+        sl.append(_v(t, "LX") * 10 ** -0.03)
+        ssel.append(np.isin(np.asarray(t["HALO_ID"]), np.asarray(det["HALO_ID"])[sel]))
+    sz, sl, ssel = (np.concatenate(x) for x in (sz, sl, ssel))
+    cuts = (1e42, 3e42, 1e43, 3e43, 1e44)
+    print(f"N(> L_X) per deg^2, L_X in erg/s {cuts}: real secure (Liu et al. L_500kpc, "
+          f"{keep.sum()} clusters, {np.sum(rl > 0)} with L) | simulated, all halos | "
+          f"simulated, selected ({area:.0f} deg^2)")
+    for lo, hi in Z_BINS[:3]:
+        b, s = (rz >= lo) & (rz < hi), (sz >= lo) & (sz < hi)
+        row = [" ".join(f"{np.sum(b & (rl > c)) / 140:.2f}" for c in cuts),
+               " ".join(f"{np.sum(s & (sl > c)) / area:.2f}" for c in cuts),
+               " ".join(f"{np.sum(s & ssel & (sl > c)) / area:.2f}" for c in cuts)]
+        print(f"  z {lo:.2f}-{hi:.2f}: " + " | ".join(row))
+
+
+def boxlike(dirs, thresholds):
+    from astro_clustermass.simulate import read_realisation, realism
+
+    tabs = []
+    for d in dirs:
+        r = read_realisation(d)
+        tabs.append((r.detections, float(r.manifest["area_deg2"]), d))
+    for thr in thresholds:
+        cut = [(t[_v(t, "BOX_LIKE") >= thr], a, lab) for t, a, lab in tabs]
+        res = realism.compare_with_efeds(cut)
+        sel = np.concatenate([t[realism.selected(t)] for t, _, _ in cut])
+        dl, el = _v(sel, "DET_LIKE"), _v(sel, "EXT_LIKE")
+        q = np.percentile((dl - el)[el < 10], (5, 25, 50))
+        o = res["observables"]
+        print(f"BOX_LIKE >= {thr:g}: density {res['density']['ratio']:.2f} of eFEDS, "
+              f"DET_LIKE < 15 {np.mean(dl < 15):.3f}, DET_LIKE - EXT_LIKE at EXT_LIKE < 10 "
+              f"(5/25/50 %) {q[0]:.1f} / {q[1]:.1f} / {q[2]:.1f}, medians: DET_LIKE "
+              f"{o['DET_LIKE']['median_diff']:+.3f}, EXT {o['EXT']['median_diff']:+.3f}, "
+              f"z {o['z']['median_diff']:+.3f}")
+
+
+def variance(logm=13.8, zlo=0.05, zhi=0.2, size_deg=(16.0, 9.0)):
+    from colossus.cosmology import cosmology
+    from colossus.lss import bias
+
+    from astro_clustermass.simulate.config import DEFAULT_CONFIG as C
+
+    cosmo = cosmology.setCosmology("sv", params=dict(flat=True, H0=C.H0, Om0=C.Om0, Ob0=C.Ob0,
+                                                     sigma8=C.sigma8, ns=C.ns))
+    d1, d2 = cosmo.comovingDistance(0, zlo), cosmo.comovingDistance(0, zhi)   # Mpc/h
+    dm = ((d1 ** 3 + d2 ** 3) / 2) ** (1 / 3)
+    lx, ly, lz = dm * np.radians(size_deg[0]), dm * np.radians(size_deg[1]), d2 - d1
+    k = np.geomspace(1e-4, 5, 400)
+    kk, mu, ph = np.meshgrid(k, np.linspace(0, 1, 60), np.linspace(0, np.pi / 2, 40),
+                             indexing="ij")
+    kp = kk * np.sqrt(1 - mu ** 2)
+    w2 = (np.sinc(kp * np.cos(ph) * lx / 2 / np.pi) * np.sinc(kp * np.sin(ph) * ly / 2 / np.pi)
+          * np.sinc(kk * mu * lz / 2 / np.pi)) ** 2
+    zm = 0.5 * (zlo + zhi)
+    pk = cosmo.matterPowerSpectrum(k, zm)
+    sig = np.sqrt(np.trapezoid(pk * w2.mean(axis=(1, 2)) * k ** 2 / (2 * np.pi ** 2), k))
+    b = bias.haloBias(10 ** logm * C.H0 / 100, z=zm, mdef="500c", model="tinker10")
+    print(f"box {lx:.0f} x {ly:.0f} x {lz:.0f} Mpc/h: sigma_matter = {sig:.3f}, bias "
+          f"(10^{logm} Msun, z = {zm:.3f}) = {b:.2f}, sample variance of the halo counts "
+          f"= {sig * b:.3f}")
+
+
 def extent(seed=5, n_patch=8):
     from astro_clustermass.simulate import detect, emission, mlfit
     from astro_clustermass.simulate.config import DEFAULT_CONFIG as C
@@ -205,7 +356,10 @@ def extent(seed=5, n_patch=8):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("rate", "fields", "chiu", "extent"))
+    p.add_argument("what", choices=("rate", "fields", "chiu", "nearby", "lumfun", "boxlike",
+                                    "variance", "extent"))
+    p.add_argument("--liu", help="Liu et al. (2022) table (lumfun)")
+    p.add_argument("--thresholds", default="5,6,7,8", help="BOX_LIKE thresholds (boxlike)")
     p.add_argument("dirs", nargs="*")
     a = p.parse_args(argv)
     if a.what == "rate":
@@ -214,6 +368,14 @@ def main(argv=None):
         fields(a.dirs)
     elif a.what == "chiu":
         chiu(a.dirs)
+    elif a.what == "nearby":
+        nearby(a.dirs)
+    elif a.what == "lumfun":
+        lumfun(a.dirs, a.liu)
+    elif a.what == "boxlike":
+        boxlike(a.dirs, [float(t) for t in a.thresholds.split(",")])
+    elif a.what == "variance":
+        variance()
     else:
         extent()
 

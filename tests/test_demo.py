@@ -48,7 +48,7 @@ def test_sky_demo_runs_every_estimator_from_the_photons(tmp_path, capsys):
         # masses from the photons of a 60-halo sky: typically right within 0.2 dex and
         # unbiased to 0.2 dex on average. One cluster may be off by up to 0.8 dex: this
         # sky holds one (true 10^14.21 Msun at z = 0.097, L_X 0.27 dex and T 0.14 dex
-        # below the relations, core radius 0.47 R500c) that every estimator reads as a
+        # below the relations, core radius 0.62 R500c) that every estimator reads as a
         # group (-0.5 to -0.6 dex) - the intrinsic scatter of the simulated population,
         # not a pipeline error.
         err = np.abs(est - true)

@@ -58,12 +58,18 @@ class SimConfig:
     t_scatter_dex: float = 0.07      # seed 000 sect. 4
     lt_correlation: float = 0.5      # correlation of the L and T residuals (assumed)
     # -- surface-brightness profile (double beta model; all shape parameters random) --
-    rc_median: float = 0.15          # core radius / R500c, log-normal median
+    # core radius / R500c, log-normal median: calibrated on the real eFEDS extents (EXT of
+    # the selected sources) on fields of seeds 3101-3102; 0.15 until 2026-12-06 gave the
+    # clusters at z = 0.2-0.5 half the real median EXT (docs/validation.rst)
+    rc_median: float = 0.20
     rc_scatter_dex: float = 0.25
     beta_mean: float = 0.67
     beta_sd: float = 0.08
-    cc_fraction: float = 0.4         # fraction of cool-core clusters
-    cc_lx_link: float = 1.0          # how strongly the L_X residual raises P(cool core)
+    # fraction of cool-core clusters: Planck SZ-selected clusters, 29 +- 4 % (Rossetti et
+    # al. 2017), which the eFEDS selection resembles (Ghirardini et al. 2022); 0.4 with
+    # cc_lx_link = 1 until 2026-12-06 made half of the selected clusters cool-core
+    cc_fraction: float = 0.3
+    cc_lx_link: float = 0.0          # how strongly the L_X residual raises P(cool core)
     cc_rc_median: float = 0.03       # cool-core component core radius / R500c
     cc_flux_frac: tuple = (0.15, 0.5)  # uniform range of the cool-core component's flux share
     axis_ratio_mean: float = 0.8
@@ -108,7 +114,21 @@ class SimConfig:
     det_scales: tuple = (2.5, 7.0, 18.0)  # Gaussian smoothing sigmas [pixels]
     det_cand_like: tuple = (4.5, 5.0, 5.0)  # candidate thresholds (-ln P) per scale
     det_fit_radius: float = 300.0    # arcsec
+    # background map: pixels whose smoothed counts (Gaussian sigmas in pixels) are
+    # significant are masked; the rest is averaged in blocks of det_bkg_block pixels
+    # (masking only at the 10" and 28" scales, as eSASS's cheese mask around erbox's
+    # sources, was tried on 2026-12-06 and changed nothing: docs/validation.rst)
+    det_bkg_mask_scales: tuple = (7.0, 18.0)
+    det_bkg_block: int = 64
     det_like_min: float = 4.0        # detections kept in the output
+    # erbox-like point-source significance at the fitted position (-ln P of the counts in
+    # a beam of the smallest scale under the background; BOX_LIKE): detections below
+    # det_box_like_min are not reported (0: no requirement). Without it the simulated
+    # selection had 3 times eFEDS's share of DET_LIKE < 15 (sums of faint AGN, cluster
+    # fragments: no point-like peak). 6 is chosen on seed 3101 between the real
+    # catalogue's DET_LIKE - EXT_LIKE of its weakest extended sources (best matched by 8)
+    # and the redshifts, which a higher threshold lowers (docs/validation.rst)
+    det_box_like_min: float = 6.0
     # extended candidates with a stronger point-like one within this radius [arcsec] get a
     # third neighbour pass (0: none); it removes extended "ghosts" in the wings of bright
     # point sources left by the oscillating two-pass fit (docs/validation.rst)
@@ -125,6 +145,11 @@ class SimConfig:
     # third of the selected clusters separate extended detections)
     ext_grid: tuple = (8.0, 300.0, 28)
     ext_report_max: float = 60.0     # EXT is reported at most this [arcsec] (27 of 542 eFEDS)
+    # report DET_LIKE, EXT_LIKE, ML_CTS, ML_RATE and EXT of the best model with EXT <=
+    # ext_report_max (ermldet's extmax), while the wider fit (EXT_FIT) stays the source's
+    # model for its neighbours and the clean-up; False: report the wider fit (until
+    # 2026-12-06), whose total counts can take in a background-map offset over the 300"
+    det_report_capped_extent: bool = True
     # two point sources as the alternative to one extended source (eSASS nmulsou = 2;
     # simulate/blends.py): tested for extended candidates with EXT <= ext_report_max and
     # EXT_LIKE above det_two_point_min_ext_like, on the photons within det_two_point_radius;

@@ -34,14 +34,21 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    the Poisson likelihood (Cash statistic) in the source counts S >= 0:
    background only; background + PSF (point); background + PSF-convolved beta model
    with beta = 2/3 and core radius EXT on a log grid (``ext_grid``: 28 values, 8"-300";
-   the best one; reported at most ``ext_report_max`` = 60", eFEDS's limits).
+   EXT between the grid values from a parabola in ln EXT through the likelihoods of the
+   best grid value and its neighbours, as ``ermldet`` fits it continuously; reported at
+   most ``ext_report_max`` = 60", eFEDS's limits).
    The PSF is the simulator's King profile (beta = 1.5), and a beta = 2/3 model
    convolved with it is exactly a King profile of core r_c(PSF) + EXT (both are 2-D
    Poisson kernels), so the extended templates are analytic.
    An extended candidate better fitted by two point sources than by an extended model
    with a point-like core becomes point-like (`astro_clustermass.simulate.blends`; the
    analogue of ermldet's ``nmulsou = 2``).
-4. **Likelihoods (eSASS conventions).** With Delta C = C_bkg - C_model (C = Cash
+4. **Likelihoods (eSASS conventions).** Reported from the best extended model with
+   EXT <= ``ext_report_max`` (60", ``ermldet``'s extmax; ``det_report_capped_extent``),
+   while the wider fit (``EXT_FIT``) stays the source's model for its neighbours and the
+   clean-up: a weak, very wide model could otherwise take in an offset of the background
+   map over the fit region and report many times the source's counts.
+   With Delta C = C_bkg - C_model (C = Cash
    statistic), DET_LIKE = -ln P where P = Q(nu/2, Delta C / 2) is the chance probability
    of a background fluctuation (Q: regularised upper incomplete gamma, nu = 3 free
    parameters for a point source: rate and position; nu = 4 for an extended one);
@@ -57,6 +64,11 @@ the photons of one patch (a field tile or a stamp) in its tangent plane:
    radius out to which the stronger source's fitted model is brighter than the
    background (this merges the outskirts of bright cool-core clusters, which a single
    beta = 2/3 model leaves as residual, back into the cluster).
+   After that, a detection is reported only with a point-like peak: ``BOX_LIKE``, the
+   Poisson significance -ln P of the counts in a beam of the smallest scale (10") at
+   its position under the background, at least ``det_box_like_min`` (6), the analogue
+   of eSASS fitting only the sources of erbox's PSF-sized box detection (sums of faint
+   AGN and cluster outskirts without a peak are not reported).
 """
 
 from __future__ import annotations
@@ -145,14 +157,15 @@ def _background_map(img, expo, config, smoothed=None):
     b0 = r0 * expo
     mask = np.zeros(img.shape, bool)
     smoothed = {} if smoothed is None else smoothed
-    for s in (7.0, 18.0):
+    for s in config.det_bkg_mask_scales:
+        s = float(s)
         S = smoothed[s] if s in smoothed else _smooth(img.astype(float), s)
         B = b0          # the exposure map is smooth on these scales
         beam = 4 * np.pi * s * s
         excess = (S - B) * beam
         mask |= excess > 3.0 * np.sqrt(B * beam) + 2.0
     mask = ndimage.binary_dilation(mask, iterations=6)
-    blk = 64
+    blk = int(config.det_bkg_block)
     ny, nx = img.shape
     by, bx = -(-ny // blk), -(-nx // blk)
     pad = ((0, by * blk - ny), (0, bx * blk - nx))
@@ -166,6 +179,23 @@ def _background_map(img, expo, config, smoothed=None):
     xx = (np.arange(nx) + 0.5) / blk - 0.5
     full = _upsample_bilinear(rate, yy, xx)
     return full * expo
+
+
+def _box_like_map(smoothed, bkg, config):
+    """erbox-like point-source significance per pixel: -ln P of the counts in a PSF-sized
+    beam (the image smoothed at the smallest scale, ``det_scales[0]``) under the
+    background."""
+    s = float(config.det_scales[0])
+    beam = 4 * np.pi * s * s
+    return _poisson_like(smoothed[s] * beam, bkg * beam)
+
+
+def _at_pixels(img, x, y, h, pix):
+    """Values of ``img`` at the pixels holding tangent-plane positions (x, y) [arcsec]."""
+    n = img.shape[0]
+    ix = np.clip(((np.asarray(x) + h) / pix).astype(int), 0, n - 1)
+    iy = np.clip(((np.asarray(y) + h) / pix).astype(int), 0, n - 1)
+    return img[iy, ix]
 
 
 def _mean_shift(ctree_pos, ptree, px, py, sigma, iters=3, max_shift=None):
@@ -323,6 +353,9 @@ def _refine_positions(cpos, cs, ptree, x, y, bd_img, h, config):
 def _catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config):
     """Stage 5: eSASS columns from the final fits (module docstring, step 4)."""
     pix = config.pixel
+    ext_fit = np.where(f["ll_e"] > f["ll_pt"], f["ext"], 0.0)
+    if config.det_report_capped_extent:
+        f = dict(f, ll_e=f["ll_c"], s_e=f["s_c"], fi_e=f["fi_c"], ext=f["ext_c"])
     ll_pt, ll_e = f["ll_pt"], f["ll_e"]
     dl_pt = det_like_from_dc(2 * ll_pt, 3)
     dl_ex = det_like_from_dc(2 * ll_e, 4)
@@ -339,11 +372,11 @@ def _catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config):
                                        order=1, mode="nearest")     # counts / arcsec^2
     ok = (det_like >= config.det_like_min) & (expo_v > 0)
     out = {"x": pos[:, 0], "y": pos[:, 1], "DET_LIKE": det_like, "EXT_LIKE": ext_like,
-           "EXT_FIT": np.where(is_ext, fits.ext_grid[f["kb"]], 0.0), "ML_CTS": cts,
+           "EXT_FIT": ext_fit, "ML_CTS": cts,
            "ML_CTS_ERR": cts_err, "ML_EXP": expo_v, "ML_BKG": bkg_dens * 3600.0,
            "DET_LIKE_PNT": dl_pt, "DET_LIKE_EXT": dl_ex, "SCALE": cs.astype(int),
            "OFFSET_PNT_EXT": np.hypot(*(p_pt - p_ex).T)}
-    out["EXT"] = np.minimum(out["EXT_FIT"], config.ext_report_max)   # as eSASS reports it
+    out["EXT"] = np.minimum(np.where(is_ext, f["ext"], 0.0), config.ext_report_max)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["ML_RATE"] = np.where(expo_v > 0, cts / expo_v, 0.0)
         out["ML_RATE_ERR"] = np.where(expo_v > 0, cts_err / expo_v, 0.0)
@@ -378,8 +411,9 @@ def _split_blends(fits, f, ptree, x, y, bd_img, h, config):
     if not split.any():
         return f
     f = dict(f)
-    f["ll_e"] = f["ll_e"].copy()
-    f["ll_e"][test[split]] = -1e30          # the extended model is not an option any more
+    for key in ("ll_e", "ll_c"):
+        f[key] = f[key].copy()
+        f[key][test[split]] = -1e30          # the extended model is not an option any more
     return f
 
 
@@ -432,7 +466,14 @@ def detect_patch(x, y, half_size, exposure_fn, config, vignetting, core=None, ro
     f = fits.run(config)
     if config.det_two_point:
         f = _split_blends(fits, f, ptree, x, y, bd_img, h, config)
-    out = _dedupe(_catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config))
+    cat = _catalogue(fits, f, cs, exposure_fn, vignetting, bd_img, h, config)
+    cat["BOX_LIKE"] = _at_pixels(_box_like_map(smoothed, bkg, config), cat["x"], cat["y"], h,
+                                 config.pixel)
+    out = _dedupe(cat)
+    if config.det_box_like_min > 0:
+        # reported only with a point-like peak, as eSASS fits only erbox's candidates
+        ok = out["BOX_LIKE"] >= config.det_box_like_min
+        out = {k: v[ok] for k, v in out.items()}
     for keep in (core, roi):
         if keep is not None and len(out["x"]):
             inside = np.asarray(keep(out["x"], out["y"]), bool)
@@ -475,7 +516,7 @@ def _dedupe(det, bkg_dens=None):
 
 def _empty():
     names = ["x", "y", "DET_LIKE", "EXT_LIKE", "EXT", "EXT_FIT", "ML_CTS", "ML_CTS_ERR", "ML_EXP",
-             "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT", "ML_RATE", "ML_RATE_ERR"]
+             "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT", "ML_RATE", "ML_RATE_ERR", "BOX_LIKE"]
     out = {k: np.zeros(0) for k in names}
     out["SCALE"] = np.zeros(0, int)
     out["OFFSET_PNT_EXT"] = np.zeros(0)

@@ -24,10 +24,13 @@ Relations (all masses h-free Msun; E(z) of the seed-000 cosmology):
 
 Surface brightness (projected, per cluster, nothing a noiseless function of mass):
 double beta model truncated at ``r_trunc`` R500c. Main component: core radius
-r_c / R500c log-normal (median 0.15, 0.25 dex), beta ~ N(0.67, 0.08) clipped to
-[0.52, 0.95]. Cool cores (40%; the probability rises with the L_X residual, as cool-core
-clusters are over-luminous at fixed mass, Chen et al. 2007): a second component with
-r_c / R500c log-normal (median 0.03, 0.2 dex) carrying U(0.15, 0.5) of the flux.
+r_c / R500c log-normal (median 0.20, 0.25 dex; calibrated on the real eFEDS extents,
+docs/validation.rst), beta ~ N(0.67, 0.08) clipped to [0.52, 0.95]. Cool cores (30 %, the
+Planck SZ-selected fraction of Rossetti et al. 2017, which the eFEDS selection resembles,
+Ghirardini et al. 2022; independent of the L_X residual unless ``cc_lx_link`` > 0, when
+the probability rises with it as cool cores are over-luminous, Chen et al. 2007): a
+second component with r_c / R500c log-normal (median 0.03, 0.2 dex) carrying
+U(0.15, 0.5) of the flux.
 Ellipticity: axis ratio b/a ~ N(0.8, 0.1) clipped to [0.5, 1], random position angle.
 Centre offset of the X-ray emission from the halo centre: Xoff / R500c log-normal
 (median 0.04, 0.3 dex; halved for cool cores), random direction.

@@ -197,7 +197,7 @@ def _det_table(det, match):
     t = Table()
     t["ID_SRC"] = np.arange(1, n + 1, dtype=np.int32)
     for k in ("RA", "DEC", "DET_LIKE", "EXT_LIKE", "EXT", "EXT_FIT", "ML_RATE", "ML_RATE_ERR",
-              "ML_CTS", "ML_CTS_ERR", "ML_EXP", "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT"):
+              "ML_CTS", "ML_CTS_ERR", "ML_EXP", "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT", "BOX_LIKE"):
         t[k] = np.asarray(det[k], np.float64 if k in ("RA", "DEC") else np.float32)
     if "STAMP" in det:
         t["STAMP"] = np.asarray(det["STAMP"], np.int32)

@@ -203,6 +203,7 @@ class _SourceFits:
         self.n = len(pos_pt)
         self.rank = None
         self.model_min_dlnl = config.det_model_min_dlnl
+        self.n_capped = int(np.sum(self.ext_grid <= config.ext_report_max * 1.001))
 
     def fit(self, extra_pt, extra_ex):
         """Every model at both positions; each family keeps its better position."""
@@ -219,6 +220,16 @@ class _SourceFits:
         kb_b = np.argmax(ll_b[:, 1:], axis=1)
         use_b_ex = ll_b[r, 1 + kb_b] >= ll_a[r, 1 + kb_a]
         kb = np.where(use_b_ex, kb_b, kb_a)
+        ll_ext = np.where(use_b_ex[:, None], ll_b[:, 1:], ll_a[:, 1:])
+        ext = self.refine_extent(ll_ext, kb)
+        # the best model with EXT <= ext_report_max at the same position: what ermldet,
+        # whose extent stops there (extmax), would report
+        kc = np.argmax(ll_ext[:, :self.n_capped], axis=1)
+        s_ext = np.where(use_b_ex[:, None], s_b[:, 1:], s_a[:, 1:])
+        fi_ext = np.where(use_b_ex[:, None], fi_b[:, 1:], fi_a[:, 1:])
+        capped = dict(ll_c=ll_ext[r, kc], s_c=s_ext[r, kc], fi_c=fi_ext[r, kc],
+                      ext_c=self.refine_extent(ll_ext[:, :self.n_capped], kc,
+                                               self.ext_grid[:self.n_capped]))
 
         def pick(arr_a, arr_b, k, useb):
             return np.where(useb, arr_b[r, k], arr_a[r, k])
@@ -228,7 +239,25 @@ class _SourceFits:
                     s_e=np.where(use_b_ex, s_b[r, 1 + kb_b], s_a[r, 1 + kb_a]),
                     ll_e=np.where(use_b_ex, ll_b[r, 1 + kb_b], ll_a[r, 1 + kb_a]),
                     fi_e=np.where(use_b_ex, fi_b[r, 1 + kb_b], fi_a[r, 1 + kb_a]),
-                    ext_at_ext=use_b_ex, kb=kb)
+                    ext_at_ext=use_b_ex, kb=kb, ext=ext, **capped)
+
+    def refine_extent(self, ll, kb, grid=None):
+        """Core radius [arcsec] between the grid values: the maximum of a parabola in
+        ln(EXT) through the likelihoods at the best grid value ``kb`` and its two
+        neighbours (eSASS fits the extent continuously); the grid value at its ends.
+        ``grid``: the core radii of the columns of ``ll`` (default: ``ext_grid``)."""
+        grid = self.ext_grid if grid is None else grid
+        lg = np.log(grid)
+        n = lg.size
+        r = np.arange(len(kb))
+        k = np.clip(kb, 1, n - 2)
+        y0, y1, y2 = ll[r, k - 1], ll[r, k], ll[r, k + 1]
+        den = y0 - 2.0 * y1 + y2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(den < 0, 0.5 * (y0 - y2) / den, 0.0)
+        d = np.clip(np.nan_to_num(d), -0.5, 0.5)
+        inner = (kb > 0) & (kb < n - 1)
+        return np.where(inner, np.exp(lg[k] + d * (lg[1] - lg[0])), grid[kb])
 
     def positions(self, f):
         """Positions of the point and of the extended model of each candidate in fit ``f``."""
