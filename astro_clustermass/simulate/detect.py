@@ -198,6 +198,26 @@ def _at_pixels(img, x, y, h, pix):
     return img[iy, ix]
 
 
+def _shift_to_weighted_mean(pos, i, w, dx, dy, n):
+    """Move each position (in place) by the ``w``-weighted mean offset of its photons
+    (pairs ``i`` -> offsets ``dx, dy``); positions without weight stay."""
+    sw = np.bincount(i, w, minlength=n)
+    sx = np.bincount(i, w * dx, minlength=n)
+    sy = np.bincount(i, w * dy, minlength=n)
+    ok = sw > 0
+    pos[ok, 0] += sx[ok] / sw[ok]
+    pos[ok, 1] += sy[ok] / sw[ok]
+
+
+def _limit_shift(pos, pos0, max_shift):
+    """Positions moved at most ``max_shift`` from ``pos0`` (None: no limit)."""
+    if max_shift is None:
+        return pos
+    d = np.hypot(*(pos - pos0).T)
+    f = np.where(d > max_shift, max_shift / np.maximum(d, 1e-12), 1.0)
+    return pos0 + (pos - pos0) * f[:, None]
+
+
 def _mean_shift(ctree_pos, ptree, px, py, sigma, iters=3, max_shift=None):
     """Vectorised mean-shift of positions ``ctree_pos`` (n, 2) on photons, Gaussian sigma (n,)."""
     from scipy.spatial import cKDTree
@@ -211,17 +231,8 @@ def _mean_shift(ctree_pos, ptree, px, py, sigma, iters=3, max_shift=None):
         dx = px[j] - pos[i, 0]
         dy = py[j] - pos[i, 1]
         w = np.exp(-0.5 * (dx * dx + dy * dy) / sigma[i] ** 2)
-        sw = np.bincount(i, w, minlength=n)
-        sx = np.bincount(i, w * dx, minlength=n)
-        sy = np.bincount(i, w * dy, minlength=n)
-        ok = sw > 0
-        pos[ok, 0] += sx[ok] / sw[ok]
-        pos[ok, 1] += sy[ok] / sw[ok]
-    if max_shift is not None:
-        d = np.hypot(*(pos - pos0).T)
-        f = np.where(d > max_shift, max_shift / np.maximum(d, 1e-12), 1.0)
-        pos = pos0 + (pos - pos0) * f[:, None]
-    return pos
+        _shift_to_weighted_mean(pos, i, w, dx, dy, n)
+    return _limit_shift(pos, pos0, max_shift)
 
 
 def _ml_position(pos, ptree, px, py, a, bdens, iters=6, rmax=None, max_shift=None):
@@ -252,17 +263,8 @@ def _ml_position(pos, ptree, px, py, a, bdens, iters=6, rmax=None, max_shift=Non
         dens = s[i] / (2 * np.pi * ai2) * (1.0 + r2 / ai2) ** -1.5
         w = dens / (dens + bdens[i])
         s = np.maximum(np.bincount(i, w, minlength=n) / eef, 1e-3)
-        g = w / (ai2 + r2)
-        sw = np.bincount(i, g, minlength=n)
-        sx = np.bincount(i, g * dx, minlength=n)
-        sy = np.bincount(i, g * dy, minlength=n)
-        ok = sw > 0
-        pos[ok, 0] += sx[ok] / sw[ok]
-        pos[ok, 1] += sy[ok] / sw[ok]
-        if max_shift is not None:
-            d = np.hypot(*(pos - pos0).T)
-            f = np.where(d > max_shift, max_shift / np.maximum(d, 1e-12), 1.0)
-            pos = pos0 + (pos - pos0) * f[:, None]
+        _shift_to_weighted_mean(pos, i, w / (ai2 + r2), dx, dy, n)
+        pos = _limit_shift(pos, pos0, max_shift)
     return pos
 
 
