@@ -13,6 +13,7 @@ from astropy import units as u
 from astro_clustermass.relations import efeds
 from astro_clustermass.relations.base import load_relation
 from astro_clustermass.relations.lx import aperture_correction, luminosity_within_r500, r500c
+from astro_clustermass.simulate.config import SimConfig
 
 DATA = Path(__file__).parent / "data" / "efeds"
 SHARED = Path(__file__).parent.parent.parent / "shared" / "data" / "efeds"
@@ -88,12 +89,13 @@ def test_estimators_ran_on_the_real_columns(shipped):
 
 
 def test_aperture_correction_from_the_simulator_profile():
-    # the simulator's median beta model: r_c = 0.15 R500c, beta = 0.67, cut at 2 R500c
+    # the simulator's median beta model (r_c, beta of SimConfig), cut at 2 R500c
+    config = SimConfig()
     assert aperture_correction(1.0 * u.Mpc, 1.0 * u.Mpc) == pytest.approx(1.0)
     x = 0.5
 
     def cum(r):
-        return 1 - (1 + (r / 0.15) ** 2) ** (1.5 - 3 * 0.67)
+        return 1 - (1 + (r / config.rc_median) ** 2) ** (1.5 - 3 * config.beta_mean)
 
     assert aperture_correction(x * u.Mpc, 1.0 * u.Mpc) == pytest.approx(cum(1.0) / cum(x))
     # iterated to the mass the relation gives: R500c consistent with that mass

@@ -68,9 +68,10 @@ def aperture_correction(aperture, r500, core_radius=None, beta=None, truncation=
 
     The profile is the package simulator's (`astro_clustermass.simulate.emission`):
     S(r) proportional to (1 + (r / r_c)^2)^(1/2 - 3 beta), truncated at ``truncation``
-    R500c; by default the simulator's median shape (``SimConfig``: r_c = 0.15 R500c,
-    beta = 0.67, truncation 2 R500c), whose correction agrees with the median over the
-    simulated population (cool cores included) to 2.5 % for apertures of 0.4-1.2 R500c.
+    R500c; by default the simulator's median shape (``SimConfig``: r_c = 0.20 R500c,
+    calibrated on the eFEDS extents, beta = 0.67, truncation 2 R500c), whose correction
+    agrees with the median over the simulated population (30 % cool cores) to 3 % for
+    apertures of 0.4-1.5 R500c (6 % at 0.3 R500c).
 
     Parameters
     ----------
