@@ -270,9 +270,9 @@ def _as_canonical_quantity(table, colname, spec):
             f"column {colname!r} ({spec.name}) has unit {unit}, which cannot be converted "
             f"to {spec.unit}"
         ) from None
-    # a unit string astropy cannot read, or one whose scale overflows (e.g. '1a42':
-    # year**42, found by test_bad_input)
-    except (ValueError, TypeError, OverflowError, u.UnitsError):
+    # a unit string astropy cannot read, or one whose scale overflows or is zero (e.g.
+    # '1a42', year**42, or '0', found by test_bad_input)
+    except (ValueError, TypeError, OverflowError, ZeroDivisionError, u.UnitsError):
         raise ColumnUnitError(
             f"column {colname!r} ({spec.name}) has the unit {str(unit)!r}, which cannot be "
             f"read; correct the unit, or give the values in {spec.unit}"
