@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import logging
+import warnings
 
 import numpy as np
 from astropy.table import Table
@@ -16,11 +16,11 @@ from .catalog import (
 )
 from .core import EstimatorError, MassEstimate, MassEstimator, write_mass_columns
 from .registry import default_registry
+from .utils.exceptions import AstroClusterMassUserWarning, PluginWarning
+from .utils.logger import log
 
 __all__ = ["add_mass_columns", "get_estimator", "list_estimators", "estimate_masses",
-           "resolve_estimators", "read_only_copy"]
-
-log = logging.getLogger("astro_clustermass")
+           "resolve_estimators", "automatic_estimators", "read_only_copy"]
 
 
 def get_estimator(name, **options) -> MassEstimator:
@@ -109,12 +109,12 @@ def resolve_estimators(estimators=None, table=None, column_map=None, events=None
     ----------
     estimators : str, `MassEstimator`, or list of them, optional
         Names (built from the registry) or instances (used as they are). None: every
-        registered estimator whose canonical input columns ``table`` has.
+        registered estimator that can run on ``table`` (`automatic_estimators`).
     table : `~astropy.table.Table`, optional
         The catalogue; needed when ``estimators`` is None.
     column_map : dict, optional
         Canonical name -> column name in ``table``.
-    events : path-like, sequence of them, `~astropy.table.Table` or `~astro_clustermass.io.events.EventList`, optional
+    events : path-like, sequence of path-like, Table or EventList, optional
         Photons for the estimators, named or chosen here, whose factory takes
         ``events=``: they all get the same `~astro_clustermass.io.events.EventList`
         (files are read once, with the eSASS quality cuts).
@@ -129,26 +129,9 @@ def resolve_estimators(estimators=None, table=None, column_map=None, events=None
         if table is None:
             raise TypeError("resolve_estimators needs the table to choose estimators from")
         registry = default_registry()
-        out = []
-        for name in registry.names:
-            try:
-                spec = registry.spec(name)
-            except EstimatorError as exc:
-                log.warning("skipping %s", exc)
-                continue
-            canonical = [i for i in spec.inputs if i.isidentifier()]
-            missing = [i for i in canonical if _lookup(table, i, column_map) is None]
-            if missing:
-                log.info("skipping estimator %r: catalogue lacks %s", name, ", ".join(missing))
-                continue
-            built = _build(registry, name, events)
-            if isinstance(built, _Unbuilt) and not built.reads_events:
-                # not explicitly asked for: skip, say why
-                log.warning("skipping estimator %r: it could not be built: %s: %s",
-                            name, type(built.exc).__name__, built.exc)
-                continue
-            out.append(built)
-        return _check_unique(out)
+        return _check_unique([built if built is not None else _build(registry, name, events)
+                              for name, built in _automatic(table, column_map,
+                                                            events is not None)])
     if isinstance(estimators, (str, MassEstimator)):
         estimators = [estimators]
     out = []
@@ -160,6 +143,87 @@ def resolve_estimators(estimators=None, table=None, column_map=None, events=None
         else:
             raise TypeError(f"estimators must be names or MassEstimator instances, got {item!r}")
     return _check_unique(out)
+
+
+def automatic_estimators(table, column_map=None, with_events=False):
+    """Names of the estimators that `add_mass_columns` chooses when none are named.
+
+    Every registered estimator, except (each skipped with the reason logged, or, for
+    one that cannot be built, a `~astro_clustermass.utils.exceptions.PluginWarning`):
+    one whose declared input columns ``table`` lacks; one that cannot be built; one
+    that says it has nothing to work from (`MassEstimator.unavailable`: e.g. the CNN
+    ensemble without event files, images or an image column). An estimator whose
+    factory takes ``events=`` is kept without that last question when ``with_events``.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalogue.
+    column_map : dict, optional
+        Canonical name -> column name in ``table``.
+    with_events : bool
+        Whether the run will give event files to the estimators that read them.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    EstimatorError
+        No estimator can run; the message says why for each.
+    """
+    return [name for name, _ in _automatic(table, column_map, with_events)]
+
+
+def _automatic(table, column_map, with_events):
+    """``[(name, estimator or None)]`` of `automatic_estimators`; None for an estimator
+    still to be built with the photons."""
+    registry = default_registry()
+    out, skipped = [], {}
+    for name in registry.names:
+        try:
+            spec = registry.spec(name)
+        except EstimatorError as exc:
+            warnings.warn(f"skipping {exc}", PluginWarning, stacklevel=4)
+            skipped[name] = str(exc)
+            continue
+        canonical = [i for i in spec.inputs if i.isidentifier()]
+        missing = [i for i in canonical if _lookup(table, i, column_map) is None]
+        if missing:
+            skipped[name] = f"the catalogue lacks {', '.join(missing)}"
+            log.info(f"skipping estimator {name!r}: {skipped[name]}")
+            continue
+        if with_events and _accepts(spec, "events"):
+            out.append((name, None))
+            continue
+        built = _build(registry, name, None)
+        if isinstance(built, _Unbuilt):
+            skipped[name] = (f"it could not be built: {type(built.exc).__name__}: "
+                             f"{built.exc}")
+            warnings.warn(f"skipping estimator {name!r}: {skipped[name]}", PluginWarning,
+                          stacklevel=4)
+            continue
+        why_not = built.unavailable(table, column_map)
+        if why_not:
+            skipped[name] = why_not
+            log.info(f"skipping estimator {name!r}: {why_not}")
+            continue
+        out.append((name, built))
+    if not out:
+        listed = "; ".join(f"{name}: {why}" for name, why in skipped.items())
+        raise EstimatorError(
+            f"no estimator can run on this catalogue ({listed or 'none is registered'}); "
+            "name its columns with column_map= (--column-map), or give the event files "
+            "or images an estimator needs")
+    return out
+
+
+def _accepts(spec, option):
+    try:
+        return spec.accepts(option)
+    except Exception:  # noqa: BLE001 - the factory does not import: building says why
+        return False
 
 
 def _check_unique(out):
@@ -256,6 +320,8 @@ def estimate_masses(table, estimators=None, column_map=None, on_error="mask", ev
             result = _failed(estimator, table, exc, on_error)
         except KeyboardInterrupt:
             raise  # the user stops the session
+        except Warning:
+            raise  # a warning the caller's filters turned into an error: theirs to see
         # Anything else (a TypeError included: the table's type was checked above;
         # sys.exit inside the estimator too) is the estimator's failure, masked or
         # raised with the estimator's name.
@@ -272,8 +338,8 @@ def _failed(estimator, table, exc, on_error):
             raise exc
         raise EstimatorError(f"estimator {estimator.name!r} failed: "
                              f"{type(exc).__name__}: {exc}") from exc
-    log.warning("estimator %r failed; its columns are masked: %s: %s",
-                estimator.name, type(exc).__name__, exc)
+    warnings.warn(f"estimator {estimator.name!r} failed; its columns are masked: "
+                  f"{type(exc).__name__}: {exc}", AstroClusterMassUserWarning, stacklevel=3)
     return MassEstimate.failed(estimator.name, len(table), exc)
 
 

@@ -9,7 +9,6 @@ column under its eSASS/eFEDS aliases (case-insensitively) or through an explicit
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 
@@ -17,13 +16,14 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
+from .utils.logger import log
+
 __all__ = [
     "ColumnSpec", "CANONICAL_COLUMNS", "CatalogView", "MissingColumnError",
-    "ColumnUnitError", "column_names", "check_estimator_name", "MAX_ESTIMATOR_NAME", "find_column", "parse_selection", "selection_mask",
+    "ColumnUnitError", "column_names", "check_estimator_name", "MAX_ESTIMATOR_NAME",
+    "find_column", "parse_selection", "selection_mask", "register_column",
     "EFEDS_SELECTION", "EFEDS_HQ_SELECTION",
 ]
-
-log = logging.getLogger("astro_clustermass")
 
 
 class MissingColumnError(KeyError):
@@ -137,6 +137,41 @@ MAX_ESTIMATOR_NAME = 68 - len("log10M500c__err")
 _ESTIMATOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
+def register_column(spec):
+    """Add a canonical column, for an estimator that reads a quantity the package does
+    not know (a richness, a Compton-y, a velocity dispersion).
+
+    Call it in the plugin's light module (the one its entry point names) before its
+    `~astro_clustermass.EstimatorSpec` lists the column in ``inputs``: the column is then
+    found by name or alias, converted to its unit, checked against its range, masked
+    with a reason where it is missing or out of range, and can be named with
+    ``column_map=``, like the package's own columns.
+
+    Parameters
+    ----------
+    spec : `ColumnSpec`
+        The column. Registering the same spec again does nothing.
+
+    Returns
+    -------
+    `ColumnSpec`
+
+    Raises
+    ------
+    ValueError
+        A different column of that name is already registered (a built-in one, or
+        another plugin's).
+    """
+    if not isinstance(spec, ColumnSpec):
+        raise TypeError(f"register_column takes a ColumnSpec, not {type(spec).__name__}")
+    known = CANONICAL_COLUMNS.get(spec.name)
+    if known is not None and known != spec:
+        raise ValueError(f"a different canonical column {spec.name!r} is already registered "
+                         f"({known.description or known.unit}); choose another name")
+    CANONICAL_COLUMNS[spec.name] = spec
+    return spec
+
+
 def check_estimator_name(name):
     """Raise `ValueError` unless ``name`` can name an estimator's columns in every format.
 
@@ -223,7 +258,7 @@ def _as_canonical_quantity(table, colname, spec):
     values[mask] = np.nan
     if unit is None:
         if spec.unit != u.dimensionless_unscaled:
-            log.info("column %r has no unit; assuming %s for %s", colname, spec.unit, spec.name)
+            log.info(f"column {colname!r} has no unit; assuming {spec.unit} for {spec.name}")
         return _wrapped(values, spec) * spec.unit
     try:
         unit = u.Unit(unit)
@@ -235,7 +270,9 @@ def _as_canonical_quantity(table, colname, spec):
             f"column {colname!r} ({spec.name}) has unit {unit}, which cannot be converted "
             f"to {spec.unit}"
         ) from None
-    except (ValueError, TypeError, u.UnitsError):  # a unit string astropy cannot read
+    # a unit string astropy cannot read, or one whose scale overflows or is zero (e.g.
+    # '1a42', year**42, or '0', found by test_bad_input)
+    except (ValueError, TypeError, OverflowError, ZeroDivisionError, u.UnitsError):
         raise ColumnUnitError(
             f"column {colname!r} ({spec.name}) has the unit {str(unit)!r}, which cannot be "
             f"read; correct the unit, or give the values in {spec.unit}"

@@ -20,9 +20,9 @@ from astropy.table import MaskedColumn, QTable, Table
 from astropy.utils.masked import Masked
 from scipy.special import ndtri
 
-from .utils.exceptions import EstimatorError
 from . import __version__ as _package_version
 from .catalog import CatalogView, column_names
+from .utils.exceptions import EstimatorError
 
 __all__ = ["MassEstimate", "MassEstimator", "EstimatorSpec", "EstimatorError",
            "write_mass_columns", "fits_safe_text"]
@@ -229,13 +229,30 @@ class EstimatorSpec:
         return option in params
 
     def load(self, **options):
-        """Import the factory if needed and build the estimator."""
+        """Import the factory if needed and build the estimator.
+
+        The estimator's required ``inputs`` must be among the spec's: the spec is what
+        `~astro_clustermass.add_mass_columns` reads to choose estimators without
+        importing them. One that needs an undeclared column is built, with a
+        `~astro_clustermass.utils.exceptions.PluginWarning`.
+        """
         estimator = self.resolve_factory()(**options)
         if not isinstance(estimator, MassEstimator):
             raise EstimatorError(
                 f"estimator {self.name!r} from {self.package or 'unknown package'}: factory "
                 f"returned {type(estimator).__name__}, not a MassEstimator"
             )
+        undeclared = [i for i in estimator.inputs if i not in self.inputs]
+        if undeclared:
+            import warnings
+
+            from .utils.exceptions import PluginWarning
+
+            warnings.warn(
+                f"estimator {self.name!r} from {self.package or 'unknown package'} needs "
+                f"{undeclared}, which its EstimatorSpec does not declare (inputs="
+                f"{tuple(self.inputs)}): declare the same inputs in both, or return the "
+                "MassEstimator subclass itself from the hook", PluginWarning, stacklevel=2)
         return estimator
 
 
@@ -273,6 +290,29 @@ class MassEstimator(abc.ABC):
     def parameters(self) -> dict:
         """Parameters that define this estimator, for provenance (plain Python types)."""
         return {}
+
+    def unavailable(self, table, column_map=None) -> str:
+        """Why this estimator, as built, has nothing to estimate from in ``table``.
+
+        `~astro_clustermass.add_mass_columns` asks it of every estimator it chooses by
+        itself (no ``estimators=``) whose input columns ``table`` has, and skips those
+        that answer, instead of adding columns masked on every row. An estimator that
+        needs data beside the catalogue columns (images, photons, spectra) overrides it;
+        the default says nothing is missing.
+
+        Parameters
+        ----------
+        table : `~astropy.table.Table`
+            The catalogue.
+        column_map : dict, optional
+            Canonical name -> column name in ``table``.
+
+        Returns
+        -------
+        str
+            ``''`` when the estimator can run, else the reason in a few words.
+        """
+        return ""
 
     @abc.abstractmethod
     def _estimate(self, catalog: CatalogView):

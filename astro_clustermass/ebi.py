@@ -36,13 +36,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 
 import numpy as np
 
 from .io.atomic import atomic_write
-from .io.events import (_ARCSEC_PER_RAD, DEFAULT_FLAG_MASK, DEFAULT_PAT_TYP,  # noqa: F401
-                        EventList, _center_arrays, as_event_list)
+from .io.events import (  # noqa: F401
+    _ARCSEC_PER_RAD,
+    DEFAULT_FLAG_MASK,
+    DEFAULT_PAT_TYP,
+    EventList,
+    _center_arrays,
+    as_event_list,
+)
 
 __all__ = ["EBIParameters", "EnergyBandImage", "energy_band_image", "energy_band_images"]
 
@@ -442,9 +447,9 @@ class EnergyBandImage:
     @classmethod
     def read_fits(cls, path):
         """Read an image written by `write_fits`."""
+        import astropy.units as u
         from astropy.coordinates import SkyCoord
         from astropy.io import fits
-        import astropy.units as u
 
         with fits.open(path) as hdul:
             h = hdul[0].header
@@ -479,8 +484,8 @@ def energy_band_image(events, center, params=None):
         raise ValueError("energy_band_image takes one centre; use energy_band_images for many")
     counts, n_ph = _bin_batch(ev, ra, dec, p)
     data = smooth_and_clip(counts, p)[0]
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
 
     return EnergyBandImage(data=data, center=SkyCoord(ra[0] * u.deg, dec[0] * u.deg), params=p,
                            counts=counts[0], n_photons=int(n_ph[0]))

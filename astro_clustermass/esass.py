@@ -20,7 +20,6 @@ also:
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import warnings
@@ -32,10 +31,11 @@ from astropy.io import fits
 from astropy.table import Column, MaskedColumn, QTable, Table
 
 from .io.atomic import atomic_path
+from .utils.exceptions import InputDataWarning
+from .utils.logger import log
 
 __all__ = ["read_catalog", "write_table", "check_writable", "column_band", "CatalogReadError"]
 
-log = logging.getLogger("astro_clustermass")
 
 #: Canonical count-rate band of the package (keV).
 COUNT_RATE_BAND = (0.2, 2.3)
@@ -188,6 +188,10 @@ def read_catalog(path, hdu=None, rate_band=None, qtable=True):
                 bands = _bands_from_history(header) or _bands_from_history(hdul[0].header)
                 layout = {"SRCLIST": "ermldet", "CATSRCL": "catprep"}.get(
                     str(header.get("EXTNAME")))
+                if META_KEYWORD in header or PROVENANCE_KEYWORD in header:
+                    # written by this package (a catalogue read and written again): its
+                    # columns are as astropy wrote them, its eSASS metadata in META_KEYWORD
+                    layout = None
                 if layout is None:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", u.UnitsWarning)
@@ -211,6 +215,7 @@ def read_catalog(path, hdu=None, rate_band=None, qtable=True):
         _map_count_rate(table, bands, rate_band, path.name)
     for key in [k for k in table.meta if k in ("SASSHIST", "HISTORY", "COMMENT")]:
         table.meta.pop(key)
+    _drop_structure_keywords(table.meta)
     _meta_from_fits(table)
     return QTable(table) if qtable else table
 
@@ -290,10 +295,10 @@ def _map_count_rate(table, bands, rate_band, source):
         rate_band = matches[:1] or _contiguous_bands(bands)
         if not rate_band:
             text = ", ".join(f"{b}: {lo:g}-{hi:g} keV" for b, (lo, hi) in sorted(bands.items()))
-            log.warning("%s: no eSASS band or sum of bands is 0.2-2.3 keV (bands %s); "
-                        "count_rate is not set, and the count-rate relations refuse the "
-                        "ML_RATE columns of other bands: choose the bands with rate_band=",
-                        source, text or "unknown")
+            warnings.warn(f"{source}: no eSASS band or sum of bands is 0.2-2.3 keV (bands "
+                          f"{text or 'unknown'}); count_rate is not set, and the count-rate "
+                          "relations refuse the ML_RATE columns of other bands: choose the "
+                          "bands with rate_band=", InputDataWarning, stacklevel=3)
             return
     chosen = [rate_band] if np.isscalar(rate_band) else list(rate_band)
     cols = [_band_column(table, "ML_RATE", b) for b in chosen]
@@ -313,9 +318,9 @@ def _map_count_rate(table, bands, rate_band, source):
         table[name].info.meta = {"band_keV": list(edges) if edges else None,
                                  "from_columns": cols, "rate_band_requested": requested}
     if edges and not np.allclose(edges, COUNT_RATE_BAND, atol=0.011):
-        log.warning("%s: count_rate taken from %s covers %s, not the canonical 0.2-2.3 keV%s",
-                    source, ", ".join(cols), energy,
-                    "" if requested else f" ({_band_shortfall(edges)})")
+        note = "" if requested else f" ({_band_shortfall(edges)})"
+        warnings.warn(f"{source}: count_rate taken from {', '.join(cols)} covers {energy}, "
+                      f"not the canonical 0.2-2.3 keV{note}", InputDataWarning, stacklevel=3)
 
 
 def _band_column(table, name, band):
@@ -338,33 +343,74 @@ def _band_shortfall(edges):
             f"z = 0.3 gives {ratio:.4f} times its 0.2-2.3 keV count rate there")
 
 
-#: FITS header keyword holding the package's provenance (JSON; FITS cannot hold dicts).
+#: FITS header keyword of the provenance written by astro_clustermass <= 0.1 (JSON); read.
 PROVENANCE_KEYWORD = "ACM_PROV"
+
+#: FITS header keyword holding, as JSON, the metadata a FITS header cannot hold: nested
+#: entries (``meta['astro_clustermass']``, ``meta['bands']``) and keys that are not FITS
+#: keywords (``esass_layout``).
+META_KEYWORD = "ACM_META"
+
+#: Metadata keys whose dict keys are integers (JSON stores them as text).
+_INT_KEYED = ("bands",)
+
+
+def _fits_storable(key, value):
+    """Whether astropy's FITS writer stores ``key: value`` as it is, without a warning."""
+    if not (isinstance(key, str) and len(key) <= 8 and key.upper() == key
+            and re.fullmatch(r"[A-Z0-9_-]+", key)):
+        return False
+    values = value if isinstance(value, list) else [value]
+    return all(isinstance(v, (str, bool, int, float, np.number, np.bool_)) for v in values)
 
 
 def _meta_for_fits(table):
-    """A shallow copy whose nested provenance dict is a JSON string FITS can store."""
-    if not isinstance(table.meta.get("astro_clustermass"), dict):
-        return table
+    """A shallow copy whose metadata a FITS header holds: entries that it cannot (nested
+    dicts, lowercase or long keys) go, as JSON, into the `META_KEYWORD` keyword."""
     import json
 
+    moved = {k: v for k, v in table.meta.items() if not _fits_storable(k, v)}
+    if not moved:
+        return table
     out = table.copy(copy_data=False)
-    out.meta = dict(table.meta)
-    out.meta[PROVENANCE_KEYWORD] = json.dumps(out.meta.pop("astro_clustermass"), default=str)
+    out.meta = {k: v for k, v in table.meta.items() if k not in moved}
+    out.meta[META_KEYWORD] = json.dumps(moved, default=str, separators=(",", ":"))
     return out
 
 
 def _meta_from_fits(table):
-    text = table.meta.pop(PROVENANCE_KEYWORD, None)
-    if text is not None:
-        import json
+    """Undo `_meta_for_fits` (and read the provenance keyword of version 0.1)."""
+    import json
 
+    for keyword in (PROVENANCE_KEYWORD, META_KEYWORD):
+        text = table.meta.pop(keyword, None)
+        if text is None:
+            continue
         try:
-            table.meta["astro_clustermass"] = json.loads(text)
+            value = json.loads(text)
         except ValueError:
-            log.warning("could not parse the %s provenance record; left as text",
-                        PROVENANCE_KEYWORD)
-            table.meta[PROVENANCE_KEYWORD] = text
+            warnings.warn(f"could not parse the {keyword} metadata record; left as text",
+                          InputDataWarning, stacklevel=3)
+            table.meta[keyword] = text
+            continue
+        if keyword == PROVENANCE_KEYWORD:
+            value = {"astro_clustermass": value}
+        for key, item in value.items():
+            if key in _INT_KEYED and isinstance(item, dict):
+                item = {int(k) if str(k).lstrip("-").isdigit() else k: v
+                        for k, v in item.items()}
+            table.meta[key] = item
+
+
+def _drop_structure_keywords(meta):
+    """Remove the keywords that describe a FITS table's layout (``TTYPEn``, ``TFORMn``,
+    ``TNULLn``, ``NAXIS``, ...) from ``meta``: they belong to the file read, and writing
+    them back makes astropy warn once for each of them."""
+    from astropy.io.fits.connect import REMOVE_KEYWORDS, is_column_keyword
+
+    for key in [k for k in meta if isinstance(k, str)
+                and (is_column_keyword(k.upper()) or k.upper() in REMOVE_KEYWORDS)]:
+        del meta[key]
 
 
 def _is_fits(path):

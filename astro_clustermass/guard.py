@@ -8,20 +8,19 @@ of `astro_clustermass.parallel.estimate_catalog`.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import threading
 import time
 import traceback
+import warnings
 
 from astropy import config as _config
 
-from .utils.exceptions import EstimatorError
+from .utils.exceptions import AstroClusterMassUserWarning, EstimatorError
+from .utils.logger import log
 
 __all__ = ["EstimatorTimeout", "guarded_estimate", "contained_call", "plugin_import_timeout"]
-
-log = logging.getLogger("astro_clustermass")
 
 
 class EstimatorTimeout(EstimatorError):
@@ -144,8 +143,9 @@ def plugin_import_timeout():
         try:
             value = float(text)
         except ValueError:
-            log.warning("ASTRO_CLUSTERMASS_PLUGIN_TIMEOUT=%r is not a number of seconds; "
-                        "using %g s", text, DEFAULT_PLUGIN_IMPORT_TIMEOUT)
+            warnings.warn(f"ASTRO_CLUSTERMASS_PLUGIN_TIMEOUT={text!r} is not a number of "
+                          f"seconds; using {DEFAULT_PLUGIN_IMPORT_TIMEOUT:g} s",
+                          AstroClusterMassUserWarning, stacklevel=2)
             value = DEFAULT_PLUGIN_IMPORT_TIMEOUT
     return float(value) if value and value > 0 else None
 

@@ -25,7 +25,6 @@ like eSASS ``ML_RATE``; the shipped ECFs assume that (see :ref:`photometry`).
 
 from __future__ import annotations
 
-import logging
 import os
 
 import numpy as np
@@ -34,11 +33,10 @@ from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
 
 from .io.events import as_event_list
+from .utils.logger import log
 
 __all__ = ["mask_from_regions", "counts_image_from_events", "aperture_count_rate",
            "measure_catalog", "PhotometryError"]
-
-log = logging.getLogger("astro_clustermass")
 
 
 class PhotometryError(ValueError):
@@ -330,8 +328,8 @@ def measure_catalog(table, counts, exposure, wcs, radius, annulus=(1.5, 2.5), re
     column_map : dict, optional
         Canonical name -> column name.
     """
-    from .xray import ecf as _ecf
     from .catalog import CatalogView
+    from .xray import ecf as _ecf
 
     if not isinstance(table, Table):
         raise PhotometryError(f"expected an astropy Table, got {type(table).__name__}")

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import pluggy
@@ -33,25 +33,53 @@ from astropy.table import QTable
 from .catalog import check_estimator_name
 from .core import EstimatorError, EstimatorSpec, MassEstimator
 from .guard import contained_call, plugin_import_timeout
+from .utils.exceptions import PluginWarning
+from .utils.logger import log
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "hookimpl", "hookspec", "EstimatorHookSpecs", "PluginRecord",
+    "ENTRY_POINT_GROUP", "hookimpl", "hookspec", "EstimatorHookSpecs", "EstimatorHookimpl",
+    "PluginRecord",
     "PluginError", "DuplicateEstimatorError", "UnknownEstimatorError", "Registry",
     "default_registry", "conf",
 ]
 
-log = logging.getLogger("astro_clustermass")
 
 #: Entry-point group a third-party package uses to register estimators.
 ENTRY_POINT_GROUP = "astro_clustermass.estimators"
 
 hookspec = pluggy.HookspecMarker("astro_clustermass")
-#: Decorator for a plugin's hook implementation.
-hookimpl = pluggy.HookimplMarker("astro_clustermass")
+
+
+class EstimatorHookimpl(pluggy.HookimplMarker):
+    """The decorator ``@hookimpl`` of a plugin's ``astro_clustermass_estimators`` function.
+
+    A plugin's light module (the one its entry point names) defines::
+
+        from astro_clustermass import EstimatorSpec, hookimpl
+
+        @hookimpl
+        def astro_clustermass_estimators():
+            return [EstimatorSpec(name="my-estimator",
+                                  factory="my_plugin.estimator:MyEstimator",
+                                  inputs=("z", "LX"))]
+
+    The function takes no argument and returns a list of
+    `~astro_clustermass.EstimatorSpec` (listing plugins then imports nothing else) or of
+    `~astro_clustermass.MassEstimator` subclasses (their ``name``, ``inputs``,
+    ``description`` and ``version`` make the spec). A function without the decorator is
+    reported as a broken plugin. See :ref:`plugins`.
+    """
+
+
+#: The decorator of a plugin's hook (`EstimatorHookimpl`); also ``astro_clustermass.hookimpl``.
+hookimpl = EstimatorHookimpl("astro_clustermass")
 
 #: Built-in estimator providers, loaded like plugins (each isolated); each module
 #: has a light ``builtin_estimator_specs()`` returning its `EstimatorSpec` list.
 BUILTIN_PROVIDERS = ("astro_clustermass.relations", "astro_clustermass.cnn")
+
+#: Distribution name of the built-in estimators.
+_BUILTIN = "astro_clustermass"
 
 
 class Conf(_config.ConfigNamespace):
@@ -158,6 +186,8 @@ class Registry:
             disabled = env.split(",") if env is not None else conf.disabled_plugins
         self.disabled = {d.strip() for d in disabled if d.strip()}
         self.plugins: list[PluginRecord] = []
+        #: (spec, why) of estimators a plugin offered under a built-in estimator's name.
+        self.refused: list[tuple[EstimatorSpec, str]] = []
         self._specs: dict[str, list[EstimatorSpec]] = {}
         self._pm = pluggy.PluginManager("astro_clustermass")
         self._pm.add_hookspecs(EstimatorHookSpecs)
@@ -165,7 +195,7 @@ class Registry:
 
         if builtins:
             for module in BUILTIN_PROVIDERS:
-                self._load(module, "astro_clustermass", __version__,
+                self._load(module, _BUILTIN, __version__,
                            lambda module=module:
                            importlib.import_module(module).builtin_estimator_specs)
         if entry_points is None:
@@ -177,12 +207,40 @@ class Registry:
             self._load(ep.name, dist_name, dist_version, ep.load)
 
     # -- loading ---------------------------------------------------------------------
+    def add(self, provider, name=None, distribution="test", version=""):
+        """Load ``provider`` as if it were an installed plugin (for tests).
+
+        Parameters
+        ----------
+        provider : module, object, `EstimatorSpec`, `MassEstimator` subclass, or list
+            A plugin module or object with the ``astro_clustermass_estimators`` hook, or
+            the specs/classes such a hook would return.
+        name : str, optional
+            Its entry-point name (default: the module's or the first estimator's name).
+        distribution, version : str
+            What the listing shows as its package and version.
+
+        Returns
+        -------
+        `PluginRecord`
+        """
+        if isinstance(provider, (EstimatorSpec, type)):
+            provider = [provider]
+        if isinstance(provider, (list, tuple)):
+            items = list(provider)
+            name = name or str(getattr(items[0], "name", "test") if items else "test")
+            self._load(name, distribution, version, lambda: lambda: items)
+        else:
+            name = name or getattr(provider, "__name__", type(provider).__name__)
+            self._load(name, distribution, version, lambda: provider)
+        return self.plugins[-1]
+
     def _load(self, name, dist, version, loader):
         record = PluginRecord(name, dist, version, "ok")
         self.plugins.append(record)
         if name in self.disabled or dist in self.disabled:
             record.status = "blocked"
-            log.info("plugin %r (%s) is disabled by configuration", name, dist)
+            log.info(f"plugin {name!r} ({dist}) is disabled by configuration")
             return
         # Third-party code (the import, the hook) runs contained: sys.exit, a hang or
         # any other escape is this plugin's failure, not the session's.
@@ -217,9 +275,21 @@ class Registry:
             message = f"plugin {name!r} from {dist} failed to load: {record.error}"
             if self.strict:
                 raise PluginError(message) from exc
-            log.warning(message)
+            warnings.warn(message, PluginWarning, stacklevel=2)
             return
         for spec in specs:
+            builtin = [s for s in self._specs.get(spec.name, ()) if s.package == _BUILTIN]
+            if builtin and dist != _BUILTIN:
+                # A plugin never takes a built-in estimator's name: the built-in one keeps
+                # it, the plugin's is refused (listed, with a warning).
+                message = (f"plugin {name!r} from {dist} registers an estimator named "
+                           f"{spec.name!r}, the name of a built-in estimator: refused (the "
+                           "built-in one keeps the name); the plugin must rename it")
+                if self.strict:
+                    raise DuplicateEstimatorError(message)
+                self.refused.append((spec, "refused: the name of a built-in estimator"))
+                warnings.warn(message, PluginWarning, stacklevel=2)
+                continue
             record.estimators.append(spec.name)
             self._specs.setdefault(spec.name, []).append(spec)
             if len(self._specs[spec.name]) > 1:
@@ -228,7 +298,9 @@ class Registry:
                            f"packages: {providers}")
                 if self.strict:
                     raise DuplicateEstimatorError(message)
-                log.warning("%s; it is unusable until one of them is disabled", message)
+                warnings.warn(f"{message}; it is unusable until all but one of them are "
+                              "disabled (ASTRO_CLUSTERMASS_DISABLE_PLUGINS)", PluginWarning,
+                              stacklevel=2)
 
     # -- queries ---------------------------------------------------------------------
     @property
@@ -262,7 +334,8 @@ class Registry:
         try:
             return self.spec(name).accepts(option)
         except Exception as exc:  # noqa: BLE001 - reported, the others go on
-            log.warning("skipping estimator %r: %s: %s", name, type(exc).__name__, exc)
+            warnings.warn(f"skipping estimator {name!r}: {type(exc).__name__}: {exc}",
+                          PluginWarning, stacklevel=2)
             return False
 
     def get(self, name, **options) -> MassEstimator:
@@ -281,6 +354,9 @@ class Registry:
                 status = "ok" if len(specs) == 1 else "duplicate name"
                 rows.append((name, spec.package, spec.version, ", ".join(spec.inputs),
                              status, spec.description))
+        for spec, why in self.refused:
+            rows.append((spec.name, spec.package, spec.version, ", ".join(spec.inputs), why,
+                         spec.description))
         for record in self.plugins:
             if record.status != "ok":
                 rows.append(("", record.distribution, record.version, "",

@@ -874,7 +874,11 @@ def test_unit_strings_of_the_luminosity(unit_text, through_fits):
     with a reason naming it; never "estimator failed" for the caller's unit."""
     CASES["unit-strings"] += 1
     table = Table({"z": [0.1, 0.4], "LX_500": [3e43, 2e44]})
-    table["LX_500"].unit = u.Unit(unit_text, parse_strict="silent") if unit_text.strip() else None
+    try:
+        unit = u.Unit(unit_text, parse_strict="silent") if unit_text.strip() else None
+    except OverflowError:  # astropy itself cannot make it (e.g. '1a42' = year**42)
+        assume(False)
+    table["LX_500"].unit = unit
     if through_fits:
         buf = io.BytesIO()
         with warnings.catch_warnings():

@@ -119,3 +119,45 @@ def test_estimate_with_an_ebi_stack(tmp_path, capsys):
                  "-e", "lx-chiu22", "-o", str(tmp_path / "out3.fits")]) == 1
     assert "reads energy-band images" in capsys.readouterr().err
     assert not (tmp_path / "out3.fits").exists()
+
+
+# ------------------------------------------------------------------ issue 20: defaults
+def test_plugins_table_fits_100_columns_and_long_shows_all(capsys):
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["name", "package"]
+    assert max(len(line) for line in lines) <= 100
+    assert any(line.startswith("lx-chiu22") for line in lines)
+    assert main(["plugins", "--long"]) == 0
+    full = capsys.readouterr().out
+    assert "Chiu et al. 2022, Eq. 67" in full  # the whole description
+
+
+def test_estimate_refuses_a_run_in_which_nothing_can_estimate(tmp_path, data_dir, capsys):
+    """The real catprep catalogue has no redshift: no estimator can run. The command says
+    why for each, writes nothing and exits 1 (it wrote '481 rows with 0 new columns')."""
+    from astro_clustermass.utils.exceptions import InputDataWarning
+
+    out = tmp_path / "o.fits"
+    with pytest.warns(InputDataWarning, match="covers 0.2-2.2 keV"):
+        rc = main(["estimate", str(data_dir / "edr_300003_catprep_SourceCatalog.fits.gz"),
+                   "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and not out.exists()
+    assert "no estimator can run" in err and "lx-chiu22: the catalogue lacks z, LX" in err
+
+
+def test_automatic_choice_skips_the_cnn_without_images_or_events(small_catalog):
+    import astro_clustermass as acm
+    from astro_clustermass.api import automatic_estimators
+
+    table = small_catalog.copy()
+    table["RA"], table["DEC"] = np.linspace(10, 11, 5) * u.deg, np.zeros(5) * u.deg
+    names = automatic_estimators(table)
+    assert "cnn-ensemble" not in names and {"lx-chiu22", "cr-erass1"} <= set(names)
+    assert "cnn-ensemble" in automatic_estimators(table, with_events=True)
+    from astro_clustermass.utils.exceptions import OutOfRangeWarning
+
+    with pytest.warns(OutOfRangeWarning):
+        out = acm.add_mass_columns(table)
+    assert not [c for c in out.colnames if "cnn-ensemble" in c]

@@ -501,10 +501,17 @@ def test_omp_wait_policy_passive_unless_user_set():
     # spinning OpenMP threads made torch 2-10x slower when another process held a core
     # (docs/performance.rst); the package asks for passive waiting before torch loads
     assert _wait_policy_after("import os, astro_clustermass.cnn.model") == "PASSIVE"
-    # the package itself leaves the environment alone until the CNN is used
+    # the package itself leaves the environment alone until one of its modules imports
+    # torch (issue 20): listing, and building the CNN estimator, import no torch
     assert _wait_policy_after("import os, astro_clustermass") == "None"
+    assert _wait_policy_after("import os, astro_clustermass as a; a.list_estimators()"
+                              ) == "None"
     assert _wait_policy_after("import os, astro_clustermass as a; a.get_estimator('cnn-ensemble')"
-                              ) == "PASSIVE"
+                              ) == "None"
+    assert _wait_policy_after("import os, astro_clustermass.cnn.ensemble") == "PASSIVE"
+    # torch imported by the user, after the package: theirs, left alone
+    assert _wait_policy_after("import os, astro_clustermass as a; a.list_estimators(); "
+                              "import torch") == "None"
     assert _wait_policy_after("import os, astro_clustermass.cnn.model", "ACTIVE") == "ACTIVE"
     # torch already loaded: its OpenMP runtime has read the environment, nothing to change
     assert _wait_policy_after("import os, torch, astro_clustermass.cnn.model") == "None"

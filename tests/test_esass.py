@@ -10,13 +10,23 @@ from astropy.table import QTable
 import astro_clustermass as acm
 from astro_clustermass.catalog import ColumnUnitError
 from astro_clustermass.esass import CatalogReadError, column_band, read_catalog, write_table
+from astro_clustermass.utils.exceptions import InputDataWarning, OutOfRangeWarning
 
 ERMLDET = "edr_300003_ermldet_MaxLikSourceList.fits.gz"
 CATPREP = "edr_300003_catprep_SourceCatalog.fits.gz"
 
 
+def read_real(path, **kwargs):
+    """read_catalog of a real file: neither holds 0.2-2.3 keV, so count_rate comes from
+    other bands, with an InputDataWarning that says which."""
+    with pytest.warns(InputDataWarning, match=r"count_rate taken from .* covers") as record:
+        table = read_catalog(path, **kwargs)
+    read_real.text = " ".join(str(w.message) for w in record)
+    return table
+
+
 def test_ermldet_flattened_to_one_row_per_source(data_dir):
-    table = read_catalog(data_dir / ERMLDET)
+    table = read_real(data_dir / ERMLDET)
     assert len(table) == 481  # 2886 rows = 481 sources x (summary + 5 inst/band rows)
     assert table.meta["esass_layout"] == "ermldet"
     assert table.meta["bands"][1] == [0.2, 0.5] and table.meta["bands"][4] == [2.2, 10.0]
@@ -28,8 +38,8 @@ def test_ermldet_flattened_to_one_row_per_source(data_dir):
 
 
 def test_catprep_units_repaired_and_bands_read(data_dir, caplog):
-    with caplog.at_level(logging.INFO, logger="astro_clustermass"):
-        table = read_catalog(data_dir / CATPREP)
+    with caplog.at_level(logging.INFO):
+        table = read_real(data_dir / CATPREP)
     assert len(table) == 481
     assert table.meta["esass_layout"] == "catprep"
     # catprep writes 'arcsec' on likelihoods; they must come back as plain numbers
@@ -39,13 +49,13 @@ def test_catprep_units_repaired_and_bands_read(data_dir, caplog):
     # no 0.2-2.3 keV band in this field: bands 1-3 (0.2-2.2 keV) summed, with a warning
     assert table["count_rate"].info.meta["from_columns"] == ["ML_RATE_1", "ML_RATE_2",
                                                              "ML_RATE_3"]
-    assert "covers 0.2-2.2 keV, not the canonical 0.2-2.3 keV (summed without" in caplog.text
+    assert "covers 0.2-2.2 keV, not the canonical 0.2-2.3 keV (summed without" in read_real.text
 
 
-def test_both_layouts_agree_on_rates(data_dir, caplog):
-    a = read_catalog(data_dir / ERMLDET, rate_band=(1, 2, 3))
-    b = read_catalog(data_dir / CATPREP, rate_band=(1, 2, 3))
-    assert "covers 0.2-2.2 keV, not the canonical" in caplog.text
+def test_both_layouts_agree_on_rates(data_dir):
+    a = read_real(data_dir / ERMLDET, rate_band=(1, 2, 3))
+    b = read_real(data_dir / CATPREP, rate_band=(1, 2, 3))
+    assert "covers 0.2-2.2 keV, not the canonical" in read_real.text
     by_id = {sid: i for i, sid in enumerate(b["ID_SRC"])}
     idx = [by_id[s] for s in a["ID_SRC"]]
     np.testing.assert_allclose(a["count_rate"].value, b["count_rate"].value[idx], rtol=1e-5)
@@ -58,17 +68,17 @@ def _with_z(table):
     return table
 
 
-def test_ermldet_rate_is_0p2_to_2p2_kev_not_the_0p2_to_10_kev_summary(data_dir, caplog):
-    with caplog.at_level(logging.WARNING, logger="astro_clustermass"):
-        table = read_catalog(data_dir / ERMLDET)
-    assert "covers 0.2-2.2 keV" in caplog.text and "0.9945 times" in caplog.text
+def test_ermldet_rate_is_0p2_to_2p2_kev_not_the_0p2_to_10_kev_summary(data_dir):
+    table = read_real(data_dir / ERMLDET)
+    assert "covers 0.2-2.2 keV" in read_real.text and "0.9945 times" in read_real.text
     bands = sum(table[f"ML_RATE_{b}"].value for b in (1, 2, 3))
     np.testing.assert_allclose(table["count_rate"].value, bands)
     ratio = table["count_rate"].value / table["ML_RATE"].value  # band 0: 0.2-10 keV
     assert np.all(ratio < 1 + 1e-5) and np.median(ratio) < 0.95
     assert column_band(table, "ML_RATE") == (0.2, 10.0)
     assert column_band(table, "count_rate") == (0.2, 2.2)
-    out = acm.add_mass_columns(_with_z(table), estimators=["cr-erass1"])
+    with pytest.warns(OutOfRangeWarning, match="cr-erass1: .* outside the calibrated range"):
+        out = acm.add_mass_columns(_with_z(table), estimators=["cr-erass1"])
     read = {e["canonical"]: e for e in out.meta["astro_clustermass"]["cr-erass1"]["columns_read"]}
     assert read["count_rate"] == {"canonical": "count_rate", "column": "count_rate",
                                   "unit": "ct / s", "band": "0.2-2.2 keV"}
@@ -76,7 +86,7 @@ def test_ermldet_rate_is_0p2_to_2p2_kev_not_the_0p2_to_10_kev_summary(data_dir, 
 
 
 def test_cr_erass1_refuses_the_0p2_to_10_kev_rate_it_was_not_asked_for(data_dir):
-    table = _with_z(read_catalog(data_dir / ERMLDET))
+    table = _with_z(read_real(data_dir / ERMLDET))
     table.remove_columns(["count_rate", "count_rate_err"])  # as if no bands made 0.2-2.3
     with pytest.raises(ColumnUnitError, match=r"'ML_RATE' \(count_rate\) holds 0.2-10 keV.*"
                                               r"rate_band="):
@@ -86,25 +96,38 @@ def test_cr_erass1_refuses_the_0p2_to_10_kev_rate_it_was_not_asked_for(data_dir)
         acm.add_mass_columns(table)
 
 
-def test_a_band_asked_for_is_used_with_a_warning_and_recorded(data_dir, caplog):
-    table = _with_z(read_catalog(data_dir / ERMLDET))
-    with caplog.at_level(logging.WARNING, logger="astro_clustermass"):
+def assert_asked_for_and_out_of_range(record):
+    """One warning says the band was used because it was asked for, another that rows lie
+    outside the calibration (one pytest.warns for both: pytest < 8 does not pass a
+    warning on from an inner pytest.warns to an outer one)."""
+    texts = {w.category: str(w.message) for w in record}
+    assert "used because it was asked for" in texts[InputDataWarning]
+    assert "outside the calibrated range" in texts[OutOfRangeWarning]
+
+
+def test_a_band_asked_for_is_used_with_a_warning_and_recorded(data_dir):
+    table = _with_z(read_real(data_dir / ERMLDET))
+    with pytest.warns((InputDataWarning, OutOfRangeWarning)) as record:
         out = acm.add_mass_columns(table, estimators=["cr-erass1"],
                                    column_map={"count_rate": "ML_RATE",
                                                "count_rate_err": "ML_RATE_ERR"})
-    assert "used because it was asked for" in caplog.text
+    assert_asked_for_and_out_of_range(record)
     read = {e["canonical"]: e for e in out.meta["astro_clustermass"]["cr-erass1"]["columns_read"]}
     assert read["count_rate"]["band"].startswith("0.2-10 keV (asked for")
     assert read["count_rate_err"]["band"].startswith("0.2-10 keV (asked for")
     # the rate of one band with the error of another: refused, naming column_map
-    with pytest.raises(ColumnUnitError, match="not of the band of count_rate.*column_map"):
+    with pytest.raises(ColumnUnitError, match="not of the band of count_rate.*column_map"), \
+            pytest.warns(InputDataWarning, match="asked for"):
         acm.add_mass_columns(table, estimators=["cr-erass1"], column_map={"count_rate": "ML_RATE"})
-    summed = acm.add_mass_columns(table, estimators=["cr-erass1"])
+    with pytest.warns(OutOfRangeWarning):
+        summed = acm.add_mass_columns(table, estimators=["cr-erass1"])
     diff = (out["log10M500c_cr-erass1"].value - summed["log10M500c_cr-erass1"].value).filled(0)
     assert np.all(diff > -1e-6) and np.median(diff) > 0.02  # wider band: more counts
     # rate_band= of read_catalog is asking too
-    wide = _with_z(read_catalog(data_dir / ERMLDET, rate_band=0))
-    out = acm.add_mass_columns(wide, estimators=["cr-erass1"])
+    wide = _with_z(read_real(data_dir / ERMLDET, rate_band=0))
+    with pytest.warns((InputDataWarning, OutOfRangeWarning)) as record:
+        out = acm.add_mass_columns(wide, estimators=["cr-erass1"])
+    assert_asked_for_and_out_of_range(record)
     read = out.meta["astro_clustermass"]["cr-erass1"]["columns_read"]
     assert "0.2-10 keV (asked for" in read[1]["band"]
 

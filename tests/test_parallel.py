@@ -22,6 +22,21 @@ from astro_clustermass.io import events as events_io
 from astro_clustermass.io.events import EventList, in_box
 from astro_clustermass.parallel import TileGrid, estimate_catalog
 
+# The comparisons here run the relations on random and simulated catalogues with rows
+# outside their calibrated ranges or without usable positions, and estimators made to
+# fail: the OutOfRangeWarning, the "failed; its columns are masked" warning and the
+# "no usable positions" warning are expected (the first two are tested in
+# test_relations.py and test_registry.py).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::astro_clustermass.utils.exceptions.OutOfRangeWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:estimator .* failed; its columns are masked"
+        ":astro_clustermass.utils.exceptions.AstroClusterMassUserWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:estimate_catalog. no usable positions"
+        ":astro_clustermass.utils.exceptions.InputDataWarning"),
+]
+
 BENCH = Path(__file__).parents[1] / "benchmarks"
 
 

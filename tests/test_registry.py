@@ -15,6 +15,7 @@ from astro_clustermass.registry import (
     UnknownEstimatorError,
     default_registry,
 )
+from astro_clustermass.utils.exceptions import PluginWarning
 
 GOOD = """
 import numpy as np
@@ -53,7 +54,8 @@ def test_plugin_raising_on_import_is_isolated(plugin_env):
                {"const": "acm_testplug_good"})
     plugin_env("acm-testplug-broken", {"acm_testplug_broken.py": "raise ImportError('boom')\n"},
                {"broken": "acm_testplug_broken"})
-    registry = plugin_env.registry()
+    with pytest.warns(PluginWarning, match="'broken' from acm-testplug-broken failed.*boom"):
+        registry = plugin_env.registry()
     assert "const" in registry.names
     broken = [p for p in registry.plugins if p.name == "broken"][0]
     assert broken.status == "error" and "boom" in broken.error
@@ -67,7 +69,8 @@ def test_plugin_returning_nonsense(plugin_env):
     source = ("from astro_clustermass import hookimpl\n"
               "@hookimpl\ndef astro_clustermass_estimators():\n    return [42]\n")
     plugin_env("acm-testplug-bad", {"acm_testplug_bad.py": source}, {"bad": "acm_testplug_bad"})
-    registry = plugin_env.registry()
+    with pytest.warns(PluginWarning, match="expected EstimatorSpec"):
+        registry = plugin_env.registry()
     record = [p for p in registry.plugins if p.name == "bad"][0]
     assert record.status == "error" and "expected EstimatorSpec" in record.error
 
@@ -76,7 +79,8 @@ def test_unmarked_hook_is_reported(plugin_env):
     source = "def astro_clustermass_estimators():\n    return []\n"
     plugin_env("acm-testplug-unmarked", {"acm_testplug_unmarked.py": source},
                {"unmarked": "acm_testplug_unmarked"})
-    record = [p for p in plugin_env.registry().plugins if p.name == "unmarked"][0]
+    with pytest.warns(PluginWarning, match="hookimpl"):
+        record = [p for p in plugin_env.registry().plugins if p.name == "unmarked"][0]
     assert record.status == "error" and "hookimpl" in record.error
 
 
@@ -97,7 +101,8 @@ def test_duplicate_names_are_an_error(plugin_env):
                {"a": "acm_testplug_a"})
     plugin_env("acm-testplug-b", {"acm_testplug_b.py": GOOD.format(name="same")},
                {"b": "acm_testplug_b"})
-    registry = plugin_env.registry()
+    with pytest.warns(PluginWarning, match="'same' is registered by several packages"):
+        registry = plugin_env.registry()
     with pytest.raises(DuplicateEstimatorError, match="acm-testplug-a.*acm-testplug-b"):
         registry.get("same")
     assert list(registry.table()["status"][:2]) == ["duplicate name"] * 2
@@ -112,12 +117,36 @@ def test_plugin_estimator_with_wrong_shape_is_masked(plugin_env, monkeypatch):
     registry = plugin_env.registry()
     monkeypatch.setattr("astro_clustermass.api.default_registry", lambda: registry)
     before = TABLE.copy()
-    out = acm.add_mass_columns(TABLE, estimators=["short"])
+    with pytest.warns(acm.utils.exceptions.AstroClusterMassUserWarning,
+                      match="'short' failed; its columns are masked"):
+        out = acm.add_mass_columns(TABLE, estimators=["short"])
     assert out["M500c_short"].mask.all()
     assert all("estimator failed" in f and "shape" in f for f in out["M500c_short_flag"])
     with pytest.raises(acm.EstimatorError, match="short"):
         acm.add_mass_columns(TABLE, estimators=["short"], on_error="raise")
     assert TABLE.colnames == before.colnames and np.all(TABLE["z"] == before["z"])
+
+
+def test_a_plugin_cannot_take_a_builtin_name(plugin_env):
+    # issue 20: the built-in estimator keeps its name, the plugin's is refused, loudly
+    plugin_env("acm-testplug-shadow", {"acm_testplug_shadow.py": GOOD.format(name="lx-chiu22")},
+               {"shadow": "acm_testplug_shadow"})
+    with pytest.warns(PluginWarning, match="'lx-chiu22', the name of a built-in estimator"):
+        registry = plugin_env.registry(builtins=True)
+    assert registry.spec("lx-chiu22").package == "astro_clustermass"
+    listed = registry.table()
+    refused = [r for r in listed if r["package"] == "acm-testplug-shadow"]
+    assert len(refused) == 1 and refused[0]["status"].startswith("refused")
+    with pytest.raises(DuplicateEstimatorError, match="built-in"):
+        plugin_env.registry(builtins=True, strict=True)
+
+
+def test_undeclared_input_is_reported(plugin_env):
+    source = GOOD.format(name="undeclared").replace('inputs = ("z",)', 'inputs = ("z", "LX")')
+    plugin_env("acm-testplug-undeclared", {"acm_testplug_undeclared.py": source},
+               {"undeclared": "acm_testplug_undeclared"})
+    with pytest.warns(PluginWarning, match=r"needs \['LX'\], which its EstimatorSpec does not"):
+        plugin_env.registry().get("undeclared")
 
 
 def test_unknown_estimator_lists_the_available_ones():
@@ -161,19 +190,27 @@ def test_example_plugin_installs_and_is_used(tmp_path, monkeypatch):
             del sys.modules[name]
 
 
-def test_unbuildable_estimator_skipped_only_when_not_requested(plugin_env, monkeypatch, caplog):
+def test_unbuildable_estimator_skipped_only_when_not_requested(plugin_env, monkeypatch):
     source = GOOD.format(name="nobuild").replace(
         "self.value = value", "raise RuntimeError('no weights here')")
     plugin_env("acm-testplug-nobuild", {"acm_testplug_nobuild.py": source},
                {"nobuild": "acm_testplug_nobuild"})
     registry = plugin_env.registry()
     monkeypatch.setattr("astro_clustermass.api.default_registry", lambda: registry)
-    out = acm.add_mass_columns(TABLE)  # all that can run: skipped, with a warning
-    assert "M500c_nobuild" not in out.colnames
-    assert "no weights here" in caplog.text
+    # nothing else can run: the error says why for each (issue 20: no silent empty run)
+    with pytest.warns(PluginWarning, match="'nobuild': it could not be built.*no weights"), \
+            pytest.raises(EstimatorError, match="no estimator can run.*nobuild: it could not"):
+        acm.add_mass_columns(TABLE)
+    plugin_env("acm-testplug-good", {"acm_testplug_good.py": GOOD.format(name="good")},
+               {"good": "acm_testplug_good"})
+    registry = plugin_env.registry()
+    with pytest.warns(PluginWarning, match="'nobuild': it could not be built.*no weights"):
+        out = acm.add_mass_columns(TABLE)  # all that can run: skipped, with a warning
+    assert "M500c_nobuild" not in out.colnames and "M500c_good" in out.colnames
     # asked for: its rows are masked with the reason (issue 19: a broken plugin never
     # stops the others), or the error names it with on_error="raise"
-    out = acm.add_mass_columns(TABLE, estimators=["nobuild"])
+    with pytest.warns(acm.utils.exceptions.AstroClusterMassUserWarning, match="'nobuild' fail"):
+        out = acm.add_mass_columns(TABLE, estimators=["nobuild"])
     assert out["M500c_nobuild"].mask.all()
     assert all("no weights here" in f for f in out["M500c_nobuild_flag"])
     with pytest.raises(EstimatorError, match="nobuild.*no weights here"):
@@ -219,7 +256,8 @@ def test_events_go_to_estimators_that_take_them(plugin_env, monkeypatch, tmp_pat
     # as one EventList (quality cuts applied: PI <= 0 is dropped, so 2 photons), the
     # other estimator is built as usual (it would raise TypeError on an unknown keyword)
     for chosen in (["photons", "good"], None):
-        out = acm.add_mass_columns(TABLE, estimators=chosen, events=files)
+        with pytest.warns(acm.utils.exceptions.InputDataWarning, match="no TIME column"):
+            out = acm.add_mass_columns(TABLE, estimators=chosen, events=files)
         assert np.allclose(out["log10M500c_photons"].value, 15.0)
         assert np.allclose(out["log10M500c_good"].value, 14.0)
     out = acm.add_mass_columns(TABLE, estimators=["photons"])

@@ -14,10 +14,10 @@ import logging
 import sys
 
 from .._version import __version__
+from ..utils.logger import log
 
 __all__ = ["main", "one_line"]
 
-log = logging.getLogger("astro_clustermass")
 
 #: name -> one-line help; the module is ``astro_clustermass.cli.<name with _ for ->``.
 SUBCOMMANDS = {
@@ -60,8 +60,18 @@ def main(argv=None):
     """Entry point of ``astro-clustermass``; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s: %(message)s")
+    # Messages reach the terminal through astropy's handler only (the package's logger
+    # is a child of astropy's; its warnings are logged by astropy's warnings logging):
+    # no handler of our own, so none is printed twice. -v: this package's INFO too.
+    level = log.level
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        return _run(parser, args)
+    finally:
+        log.setLevel(level)
+
+
+def _run(parser, args):
     if args.command is None:
         parser.print_help()
         return 2

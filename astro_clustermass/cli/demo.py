@@ -27,6 +27,10 @@ def run(args):
     """Run ``astro-clustermass demo``; returns the exit status."""
     import tempfile
 
+    from ..utils.optional import require
+
+    for module in ("colossus", "torch", "safetensors"):  # the simulator and the CNN
+        require(module, extra="all", feature="astro-clustermass demo")
     from ..api import add_mass_columns, list_estimators
     from ..core import ONE_SIGMA_QUANTILE
     from ..demo import SELECTION, demo_catalog, demo_sky

@@ -41,8 +41,8 @@ def run(args):
         return 0
     if not args.catalog or not args.events:
         raise SystemExit("astro-clustermass ebi needs a catalogue and --events FILE ...")
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
     from ..ebi import EBIParameters, energy_band_images

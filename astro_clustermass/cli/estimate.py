@@ -7,8 +7,7 @@ Example::
 
 from __future__ import annotations
 
-from ._common import (add_column_map_argument, all_failed, expand_paths, parse_column_map,
-                      positive)
+from ._common import add_column_map_argument, all_failed, expand_paths, parse_column_map, positive
 
 __all__ = ["add_arguments", "run"]
 
@@ -28,7 +27,8 @@ def add_arguments(parser):
                              "stack from `astro-clustermass ebi`), for estimators that read "
                              "them (cnn-ensemble)")
     parser.add_argument("--rate-band", type=int, action="append",
-                        help="eSASS band suffix whose ML_RATE is the count rate (repeatable: summed)")
+                        help="eSASS band suffix whose ML_RATE is the count rate "
+                             "(repeatable: summed)")
     parser.add_argument("--timeout", type=positive(float), default=None,
                         help="time limit per estimator, seconds (each then runs in its own "
                              "process; one that runs out of time is masked)")
@@ -60,12 +60,16 @@ def run(args):
 
 def _with_images(table, names, images, column_map):
     """The requested estimators, those that read EBIs built with ``images=``."""
-    from ..api import resolve_estimators
+    from ..api import automatic_estimators
+    from ..core import EstimatorError
     from ..registry import default_registry
 
     registry = default_registry()
     if names is None:  # every estimator that can run, plus those that read images
-        auto = [e.name for e in resolve_estimators(None, table, column_map)]
+        try:
+            auto = automatic_estimators(table, column_map)
+        except EstimatorError:  # none without images: those that read them may
+            auto = []
         names = auto + [n for n in registry.names
                         if n not in auto and registry.takes(n, "images")]
     # Named ones are the user's: their errors (unknown, duplicate) are raised.

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import (add_column_map_argument, all_failed, expand_paths, parse_column_map,
-                      positive)
+from ._common import add_column_map_argument, all_failed, expand_paths, parse_column_map, positive
 
 __all__ = ["add_arguments", "run"]
 

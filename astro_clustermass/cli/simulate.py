@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
-
-log = logging.getLogger("astro_clustermass")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realisations", type=int, default=1,
                         help="field mode: number of realisations (seeds SEED, SEED+1, ...)")
     parser.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="processes (stamps; field mode: for the detection)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes (stamps; field mode: for the detection)")
     parser.add_argument("--keep-events", choices=("selected", "all", "none"),
                         default="selected", help="stamps mode: which stamps keep their photons")
     parser.add_argument("--resume", action="store_true",
@@ -63,6 +61,9 @@ def _config(items):
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from ..utils.optional import require
+
+    require("colossus", feature="the simulator")
     from ..simulate import simulate_field, simulate_stamps
 
     config = _config(args.set)

@@ -23,18 +23,60 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["builtin_estimator_specs"]
+__all__ = ["builtin_estimator_specs", "passive_omp_wait"]
 
-# torch's OpenMP threads spin while they wait for each other. When another process holds
-# one of the cores (a shared machine, several Dask workers, a simulation next to the
-# training) the spinning threads wait for a descheduled partner and training and
-# inference ran 2-10 times slower on the 2-core development machine; passive waiting
-# cost 9 % (inference) to 30 % (training) on a free one (benchmarks/bench_cnn.py
-# --wait-policy-check, docs/performance.rst).
-# The runtime reads the variable when torch is first imported, so it is set here, before
-# any submodule imports torch; a value the user set is kept.
-if "torch" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def passive_omp_wait():
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` for torch, unless torch is imported or the user
+    set the variable.
+
+    torch's OpenMP threads spin while they wait for each other. When another process
+    holds one of the cores (a shared machine, several Dask workers, a simulation next to
+    the training) the spinning threads wait for a descheduled partner and training and
+    inference ran 2-10 times slower on the 2-core development machine; passive waiting
+    cost 9 % (inference) to 30 % (training) on a free one (benchmarks/bench_cnn.py
+    --wait-policy-check, docs/performance.rst). The OpenMP runtime reads the variable
+    when torch is first imported, so it is set just before: `_TorchImportHook` calls
+    this when a module of astro_clustermass imports torch. Importing the package (for
+    the scaling relations, say) sets nothing.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+class _TorchImportHook:
+    """A `sys.meta_path` finder that finds nothing: it calls `passive_omp_wait` when a
+    module of astro_clustermass is about to import torch, then leaves ``sys.meta_path``.
+
+    torch is imported at the top of several modules of this package; this way none of
+    them has to remember the variable, and torch imported by anyone else is left alone.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and _imported_by_this_package():
+            passive_omp_wait()
+        if "torch" in sys.modules or name == "torch" and _imported_by_this_package():
+            _remove_hook()
+        return None  # the usual finders import it
+
+
+def _imported_by_this_package():
+    frame = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith(("importlib", "_frozen_importlib")) and module != __name__:
+            return module == "astro_clustermass" or module.startswith("astro_clustermass.")
+        frame = frame.f_back
+    return False
+
+
+def _remove_hook():
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _TorchImportHook)]
+
+
+if "torch" not in sys.modules and not any(isinstance(f, _TorchImportHook)
+                                          for f in sys.meta_path):
+    sys.meta_path.insert(0, _TorchImportHook())
 
 
 def builtin_estimator_specs():

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import logging
 import os
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -38,12 +38,13 @@ import numpy as np
 from ..catalog import EFEDS_SELECTION
 from ..catalog import selection_mask as apply_selection
 from ..io.ebi_stack import write_image_file
+from ..utils.exceptions import InputDataWarning
+from ..utils.optional import require
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "DEFAULT_SELECTION", "TrainingData", "Normalisation",
            "write_dataset", "read_dataset", "split_by_cluster", "prepare_splits",
            "uniform_mass_weights", "file_sha256"]
 
-log = logging.getLogger("astro_clustermass")
 
 FORMAT = "astro_clustermass-cnn-dataset"
 FORMAT_VERSION = 1
@@ -125,7 +126,9 @@ class TrainingData:
         gname = _first(self.catalog, _GROUP_NAMES)
         rname = _first(self.catalog, _REAL_NAMES)
         if gname is None:
-            log.warning("dataset has no cluster-id column (%s): splitting by row", _GROUP_NAMES)
+            warnings.warn(f"dataset has no cluster-id column {_GROUP_NAMES}: splitting by "
+                          "row (images of one cluster may land in two sets)",
+                          InputDataWarning, stacklevel=2)
             ids = np.arange(len(self)).astype(str)
         else:
             ids = np.asarray(self.catalog[gname]).astype(str)
@@ -258,6 +261,7 @@ def read_dataset(path, catalog=None, images_key=None, mmap=False):
     -------
     `TrainingData`
     """
+    require("h5py", feature="CNN data sets (HDF5)")
     import h5py
     import yaml
     from astropy.table import Table
@@ -305,7 +309,8 @@ def split_by_cluster(keys, fractions=(0.70, 0.15, 0.15), seed=0):
     """
     fractions = np.asarray(fractions, float)
     if fractions.shape != (3,) or abs(fractions.sum() - 1) > 1e-6 or (fractions < 0).any():
-        raise ValueError(f"fractions must be three non-negative numbers summing to 1; got {fractions}")
+        raise ValueError("fractions must be three non-negative numbers summing to 1; got "
+                         f"{fractions}")
     keys = np.asarray(keys).astype(str)
     unique, inverse = np.unique(keys, return_inverse=True)
     order = np.random.default_rng(seed).permutation(len(unique))

@@ -16,19 +16,19 @@ Images whose EBI parameters differ from those the ensemble was trained with (man
 
 from __future__ import annotations
 
-import logging
 import math
 import os
+import warnings
 
 import numpy as np
 
 from ..core import MassEstimator
+from ..utils.exceptions import InputDataWarning
+from ..utils.optional import require
 from .dataset import Normalisation
 from .io import default_weights_dir, read_manifest
 
 __all__ = ["CNNEnsembleEstimator", "EBIParameterMismatch", "compare_ebi_parameters"]
-
-log = logging.getLogger("astro_clustermass")
 
 
 #: Catalogue columns used as EBI cubes when no image source is given.
@@ -67,6 +67,7 @@ _ENSEMBLE_CACHE = {}
 
 
 def _load_ensemble(weights, device):
+    require("torch", feature="the CNN ensemble")
     from .ensemble import Ensemble
     from .io import MANIFEST, file_key
 
@@ -117,6 +118,7 @@ def compare_ebi_parameters(expected, given, what="input images"):
 
 def _read_image_file(path):
     """Images and EBI parameters (dict or None) from an HDF5 file."""
+    require("h5py", feature="reading images from HDF5 files")
     import h5py
     import yaml
 
@@ -222,8 +224,8 @@ class CNNEnsembleEstimator(MassEstimator):
             if isinstance(images, (str, os.PathLike)):
                 arr, params = _read_image_file(os.fspath(images))
                 if params is None:
-                    log.warning("image file %s does not record its EBI parameters; assuming the "
-                                "ensemble's", images)
+                    warnings.warn(f"image file {images} does not record its EBI parameters; "
+                                  "assuming the ensemble's", InputDataWarning, stacklevel=2)
                 compare_ebi_parameters(self.ebi_parameters, params or ebi_parameters,
                                        f"images in {images}")
                 self._images = arr
@@ -238,6 +240,20 @@ class CNNEnsembleEstimator(MassEstimator):
                 self.inputs = ("z",)
                 self.optional_inputs = ("RA", "DEC")
         self.last_members = None
+
+    def unavailable(self, table, column_map=None):
+        """Why there are no images for ``table``: none of ``images=``, ``image_column=``,
+        ``events=`` was given and the table has no cube column (``ebi``, ``EBI``,
+        ``gsm_3dImgs``); else ``''``."""
+        if self._images is not None or self._image_column is not None \
+                or self._events is not None:
+            return ""
+        for name in _IMAGE_COLUMNS:
+            name = (column_map or {}).get(name, name)
+            if name in table.colnames and np.ndim(table[name]) == 4:
+                return ""
+        return ("it needs energy-band images: event files (events=, --events), images "
+                "(images=, --images) or an image column")
 
     # -- helpers ----------------------------------------------------------------------
     @property
@@ -302,6 +318,10 @@ class CNNEnsembleEstimator(MassEstimator):
             if np.ndim(col) == 4:
                 arr = np.asarray(getattr(col, "value", col), dtype=np.float32)
                 self._check_shape(arr.shape, f"column {name!r}")
+                # a table read with format='ebi-stack' says how its cubes were made
+                compare_ebi_parameters(self.ebi_parameters,
+                                       view._table.meta.get("ebi_parameters"),
+                                       f"images in column {name!r}")
                 return arr
         raise ValueError("cnn-ensemble needs energy-band images: pass images=, image_column= "
                          "or events= (event list or event files to build them from)")
@@ -317,8 +337,8 @@ class CNNEnsembleEstimator(MassEstimator):
         ok = np.isfinite(ra) & np.isfinite(dec)
         images = np.full((len(view), *self.image_shape), np.nan, dtype=np.float32)
         if ok.any():
-            from astropy.coordinates import SkyCoord
             import astropy.units as u
+            from astropy.coordinates import SkyCoord
 
             centers = SkyCoord(ra[ok] * u.deg, dec[ok] * u.deg)
             images[ok] = _ebi.energy_band_images(events, centers, params=params)
@@ -326,6 +346,7 @@ class CNNEnsembleEstimator(MassEstimator):
 
     # -- estimation -------------------------------------------------------------------
     def _predict(self, view):
+        require("torch", feature="the CNN ensemble")
         import torch
 
         if self._load_error is not None:

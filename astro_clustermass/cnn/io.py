@@ -19,6 +19,7 @@ import json
 import os
 
 from ..io.atomic import atomic_write
+from ..utils.optional import require
 
 __all__ = ["MANIFEST", "FORMAT", "default_weights_dir", "save_ensemble", "read_manifest",
            "file_key", "load_members", "save_state", "load_state", "ManifestError"]
@@ -40,6 +41,7 @@ def default_weights_dir():
 
 def save_state(path, tensors, metadata=None):
     """Write a dict of tensors to a safetensors file atomically (contiguous copies)."""
+    require("safetensors", feature="the CNN ensemble's weights")
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
@@ -49,6 +51,7 @@ def save_state(path, tensors, metadata=None):
 
 def load_state(path):
     """Read a safetensors file: (dict of tensors, metadata dict of str)."""
+    require("safetensors", feature="the CNN ensemble's weights")
     from safetensors import safe_open
 
     if not os.path.exists(path):

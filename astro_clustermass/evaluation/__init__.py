@@ -12,9 +12,18 @@ importing it imports neither torch nor matplotlib. The ``astro-clustermass evalu
 command is `astro_clustermass.cli.evaluate`.
 """
 
-from .metrics import (DEFAULT_MASS_BINS, DEFAULT_SELECTIONS, DEFAULT_Z_BINS, EvaluationData,
-                      collect, coverage_curve, evaluate, find_estimators, residual_metrics,
-                      selection_mask)
+from .metrics import (
+    DEFAULT_MASS_BINS,
+    DEFAULT_SELECTIONS,
+    DEFAULT_Z_BINS,
+    EvaluationData,
+    collect,
+    coverage_curve,
+    evaluate,
+    find_estimators,
+    residual_metrics,
+    selection_mask,
+)
 
 __all__ = ["evaluate", "collect", "find_estimators", "residual_metrics", "coverage_curve",
            "selection_mask", "EvaluationData", "DEFAULT_SELECTIONS", "DEFAULT_MASS_BINS",

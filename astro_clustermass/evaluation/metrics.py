@@ -40,8 +40,8 @@ rows of a selection that lack an estimate are counted in ``n_no_estimate``.
 from __future__ import annotations
 
 import datetime
-import logging
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,8 +50,16 @@ from astropy.table import QTable, Table
 from astropy.utils.masked import Masked
 from scipy.special import ndtr, ndtri
 
-from ..catalog import (CANONICAL_COLUMNS, EFEDS_HQ_SELECTION, EFEDS_SELECTION, column_names,
-                       find_column, parse_selection, selection_mask)  # noqa: F401 (re-exported)
+from ..catalog import (
+    CANONICAL_COLUMNS,
+    EFEDS_HQ_SELECTION,
+    EFEDS_SELECTION,
+    column_names,
+    find_column,  # noqa: F401 (re-exported)
+    selection_mask,
+)
+from ..utils.exceptions import InputDataWarning
+from ..utils.logger import log
 
 __all__ = [
     "DEFAULT_SELECTIONS", "DEFAULT_MASS_BINS", "DEFAULT_Z_BINS", "NMAD_FACTOR",
@@ -60,7 +68,6 @@ __all__ = [
     "residual_metrics", "coverage_curve",
 ]
 
-log = logging.getLogger("astro_clustermass")
 
 #: Selections evaluated by default: name -> condition (seed 000 sect. 2.2 and 4).
 #: ``all`` keeps every row.
@@ -209,7 +216,7 @@ def _true_log10_mass(catalog, true_mass):
                 f"true-mass column {colname!r} has no unit and values like "
                 f"{np.nanmedian(finite):.3g}: it looks like log10 masses. Give it the unit "
                 "'dex' (log10 Msun) or use a column of masses in Msun.")
-        log.info("true-mass column %r has no unit; assuming Msun", colname)
+        log.info(f"true-mass column {colname!r} has no unit; assuming Msun")
     with np.errstate(all="ignore"):
         out = np.log10(values)
     out[~(values > 0)] = np.nan
@@ -294,6 +301,7 @@ def collect(catalog, estimators=None, true_mass="M500c", selections=None):
     notes = []
     if zcol is None:
         notes.append("no redshift column: redshift bins skipped")
+    asked = selections is not None  # the default ones are skipped quietly (a note)
     if selections is None:
         selections = DEFAULT_SELECTIONS
     elif isinstance(selections, str):
@@ -306,7 +314,10 @@ def collect(catalog, estimators=None, true_mass="M500c", selections=None):
             masks[name] = selection_mask(catalog, sel)
         except KeyError as exc:
             note = f"selection {name!r} skipped: {exc.args[0]}"
-            log.warning(note)
+            if asked:
+                warnings.warn(note, InputDataWarning, stacklevel=2)
+            else:
+                log.info(note)
             notes.append(note)
             continue
         texts[name] = sel if isinstance(sel, str) else "mask"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..utils.optional import require
 from .metrics import coverage_curve
 
 __all__ = ["estimator_colors", "plot_pred_vs_true", "plot_residual_histograms",
@@ -24,6 +25,7 @@ SIGMA = r"predicted $\sigma$ of $\log_{10} M_{500c}$ [dex]"
 
 
 def _figure(**kwargs):
+    require("matplotlib", feature="the evaluation figures")
     from matplotlib.figure import Figure
 
     return Figure(**kwargs)

@@ -12,18 +12,17 @@ import base64
 import datetime
 import html
 import json
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..io.atomic import atomic_write
+from ..utils.logger import log
+from ..utils.optional import require
 from .metrics import DEFAULT_MASS_BINS, DEFAULT_Z_BINS, collect, evaluate_data
 
 __all__ = ["Section", "write_report", "summary_rows", "format_summary", "format_binned",
            "report_figures"]
-
-log = logging.getLogger("astro_clustermass")
 
 
 @dataclass
@@ -225,6 +224,7 @@ def _render_html(table, figures, sections, title, dpi):
 
 
 def _write_pdf(path, table, figures, sections, title):
+    require("matplotlib", feature="evaluation reports")
     from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
 

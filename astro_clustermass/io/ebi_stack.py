@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from ..ebi import EBIParameters
+from ..utils.optional import require
 from .atomic import atomic_write
 
 __all__ = ["EBIStack", "write_ebi_stack", "read_ebi_stack", "read_teaching_pickle",
@@ -89,6 +90,7 @@ def write_image_file(path, images, catalog=None, attrs=None, overwrite=False):
         Root attributes (``format``, ``format_version``, ...).
     overwrite : bool
     """
+    require("h5py", feature="EBI stacks (HDF5)")
     import h5py
     from astropy.table import Table
 
@@ -119,6 +121,7 @@ def read_ebi_stack(path, mmap=False):
     -------
     EBIStack
     """
+    require("h5py", feature="EBI stacks (HDF5)")
     import h5py
     import yaml
     from astropy.table import Table

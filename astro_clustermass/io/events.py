@@ -17,21 +17,27 @@ photons through this module, so they count the same photons.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import tempfile
+import warnings
 import weakref
 
 import numpy as np
 
-from .event_sources import (DEFAULT_FLAG_MASK, DEFAULT_PAT_TYP, EVENT_CHUNK_ROWS,  # noqa: F401
-                            _chunk_arrays, _FileSource, _TableSource, in_box)
+from ..utils.exceptions import InputDataWarning
+from .event_sources import (  # noqa: F401
+    DEFAULT_FLAG_MASK,
+    DEFAULT_PAT_TYP,
+    EVENT_CHUNK_ROWS,
+    _chunk_arrays,
+    _FileSource,
+    _TableSource,
+    in_box,
+)
 
 __all__ = ["EventList", "as_event_list", "in_box", "DEFAULT_FLAG_MASK", "DEFAULT_PAT_TYP",
            "EVENT_CHUNK_ROWS"]
-
-log = logging.getLogger("astro_clustermass.io.events")
 
 
 _ARCSEC_PER_RAD = 180.0 / math.pi * 3600.0
@@ -169,8 +175,9 @@ class EventList:
         for cols, units, where in source.chunks(wanted):
             if keep_time and cols.get("TIME") is None:
                 if self.deduplicate:
-                    log.warning("%s has no TIME column: duplicates between files cannot be "
-                                "recognised and are kept", where)
+                    warnings.warn(f"{where} has no TIME column: photons present in two "
+                                  "files cannot be recognised and are kept twice",
+                                  InputDataWarning, stacklevel=2)
                 self.deduplicate = False
                 keep_time = False
             arrays, rejected = _chunk_arrays(cols, units, self.flag_mask, self.pat_typ, where,
@@ -325,8 +332,9 @@ class EventList:
 
     # -- queries
     def _ranges(self, ra0, dec0, half_arcsec):
-        """Index ranges (start, stop, query id, strip key offset) holding every photon whose tangent-plane
-        offsets from (ra0, dec0) [deg, arrays] are within +-half_arcsec."""
+        """Index ranges (start, stop, query id, strip key offset) holding every photon
+        whose tangent-plane offsets from (ra0, dec0) [deg, arrays] are within
+        +-half_arcsec."""
         ra0 = np.asarray(ra0, float)
         dec0 = np.asarray(dec0, float)
         t = half_arcsec / _ARCSEC_PER_RAD

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,9 @@ from ..core import EstimatorError, MassEstimate, write_mass_columns
 from ..io.atomic import atomic_write_text, cleanup_on_signals
 from ..io.event_index import EventFileIndex
 from ..io.locks import RunLock
+from ..utils.exceptions import AstroClusterMassUserWarning, InputDataWarning
+from ..utils.logger import log
+from ..utils.optional import require
 from .tiles import (
     _EMPTY_BOX,
     DEFAULT_MARGIN,
@@ -49,8 +52,6 @@ from .tiles import (
 )
 
 __all__ = ["estimate_catalog"]
-
-log = logging.getLogger("astro_clustermass")
 
 
 #: How long to try to reach a scheduler address before giving up.
@@ -71,6 +72,7 @@ def _scheduler_kwargs(scheduler, workers):
             if s in _PROCESS_SCHEDULERS:
                 kw["chunksize"] = 1  # a tile is a big task: not six to one worker
             return kw, None, None
+        require("distributed", feature="a Dask scheduler for catalogue-scale runs")
         from distributed import Client
 
         if s in ("local-cluster", "localcluster", "distributed"):
@@ -186,8 +188,9 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
         prov.pop("date", None)
         probe.append(_plain(prov))
     if any(i.wants_events for i in items) and not events:
-        log.warning("estimators %s read events but no event files were given",
-                    [i.name for i in items if i.wants_events])
+        warnings.warn(f"estimators {[i.name for i in items if i.wants_events]} read events "
+                      "but no event files were given", AstroClusterMassUserWarning,
+                      stacklevel=2)
 
     n = len(catalog)
     try:
@@ -195,8 +198,8 @@ def estimate_catalog(catalog, estimators=None, events=None, tile_size=DEFAULT_TI
         ra, dec = pos.get("RA"), pos.get("DEC")
     except (MissingColumnError, ColumnUnitError) as exc:
         # Positions only place rows on tiles; estimators that need them check them.
-        log.warning("estimate_catalog: no usable positions (%s); all rows form one task",
-                    exc)
+        warnings.warn(f"estimate_catalog: no usable positions ({exc}); all rows form one "
+                      "task", InputDataWarning, stacklevel=2)
         ra = dec = None
     tiles = grid.tile_of(ra.value if ra is not None else np.full(n, np.nan),
                          dec.value if dec is not None else np.full(n, np.nan))
@@ -313,6 +316,7 @@ _PROCESS_SCHEDULERS = ("processes", "multiprocessing")
 def _run_tasks(catalog, items, events, grid, tiles, run_dir, run_hash, workdir, margin_deg,
                column_map, on_error, timeout, resume, kwargs, progress, guard):
     """Index the event files, build one task per tile not done yet, and run them."""
+    require("dask", feature="catalogue-scale runs (astro_clustermass.parallel)")
     import dask
 
     n = len(catalog)

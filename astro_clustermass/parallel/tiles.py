@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 
-from ..api import estimate_masses, resolve_estimators
+from ..api import automatic_estimators, estimate_masses
 from ..core import EstimatorError, EstimatorSpec, MassEstimator
 from ..io.atomic import atomic_write
 from ..io.events import EventList
@@ -172,8 +172,7 @@ def _items(estimators, table, column_map, events):
     from ..registry import default_registry
 
     if estimators is None:
-        resolved = resolve_estimators(None, table, column_map)
-        estimators = [e.name for e in resolved]
+        estimators = automatic_estimators(table, column_map, with_events=bool(events))
     if isinstance(estimators, (str, MassEstimator, EstimatorSpec)):
         estimators = [estimators]
     items = []

@@ -21,18 +21,19 @@ any little-h in a published calibration is converted explicitly when the YAML is
 from __future__ import annotations
 
 import copy
-import logging
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM, LambdaCDM
 
+from ..utils.exceptions import OutOfRangeWarning
+
 __all__ = ["ScalingRelation", "Inversion", "RelationError", "load_relation",
            "relation_path", "builtin_relation_names", "RELATION_DIR"]
 
-log = logging.getLogger("astro_clustermass")
 
 #: Directory of the shipped parameter sets.
 RELATION_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "relations")
@@ -418,8 +419,9 @@ class ScalingRelation:
             reason[i] = _join(reason[i], f"mass outside calibrated range {mlo:.3g}-{mhi:.3g} Msun")
         n_out = int(outz.sum() + outm.sum())
         if n_out:
-            log.warning("%s: %d row(s) outside the calibrated range (flagged, not dropped)",
-                        self.name, n_out)
+            warnings.warn(f"{self.name}: {n_out} row(s) outside the calibrated range "
+                          "(flagged in the _flag column, not dropped)", OutOfRangeWarning,
+                          stacklevel=2)
         mu[~ok] = np.nan
         sig[~ok] = np.nan
         return Inversion(mu, sig, ok, reason.astype(str))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from astropy import units as u
 
+from ..utils.optional import require
+
 __all__ = ["MassFunctionPrior"]
 
 
@@ -40,6 +42,7 @@ class MassFunctionPrior:
 
     def __init__(self, cosmology, sigma8=0.8, ns=0.95, model="tinker08", mdef="500c",
                  z_max=2.0, m_min=1e13):
+        require("colossus", feature="the mass-function prior of the relations (eddington=)")
         from colossus.cosmology import cosmology as ccosmo
         from colossus.lss import mass_function
 

@@ -199,9 +199,9 @@ def summarize(table, name, rows):
         ``n``; ``median`` and ``half_width`` [dex] of log10 M_est - log10
         M_published (half the 16-84 % range); ``coverage``: fraction of published
         masses inside the estimate's 16-84 % interval; ``mean_sigma`` and
-        ``mean_published_sigma`` [dex]; ``pull_half_width``: half the 16-84 % range of the offset over the estimate's
-        and the published sigma in quadrature (1 if both sigmas described the
-        differences and the two were independent).
+        ``mean_published_sigma`` [dex]; ``pull_half_width``: half the 16-84 % range of
+        the offset over the estimate's and the published sigma in quadrature (1 if both
+        sigmas described the differences and the two were independent).
     """
     valid = ~np.ma.getmaskarray(table[f"log10M500c_{name}"]) & np.asarray(rows, bool)
     mu, sig, pub, pub_err = (_values(table[c])[valid] for c in (

@@ -9,7 +9,7 @@ its error column, and inverts the relation (see
 from __future__ import annotations
 
 import dataclasses
-import logging
+import warnings
 
 import numpy as np
 from astropy import units as u
@@ -17,12 +17,12 @@ from astropy.table import Table
 
 from ..catalog import CANONICAL_COLUMNS, ColumnUnitError, find_column
 from ..core import MassEstimator
+from ..utils.exceptions import InputDataWarning
 from .base import RelationError, ScalingRelation, load_relation
 from .lx import luminosity_to_relation_cosmology
 
 __all__ = ["ScalingRelationEstimator", "make_estimator"]
 
-log = logging.getLogger("astro_clustermass")
 
 _COSMO_CHOICES = ("relation", "input")
 
@@ -165,8 +165,8 @@ class ScalingRelationEstimator(MassEstimator):
         problem = (f"column {colname!r} ({canonical}) holds {label} rates, but {rel.name} is "
                    f"calibrated for {text}")
         if asked or meta.get("rate_band_requested"):
-            log.warning("%s: %s; used because it was asked for (masses biased)", rel.name,
-                        problem)
+            warnings.warn(f"{rel.name}: {problem}; used because it was asked for (masses "
+                          "biased)", InputDataWarning, stacklevel=2)
             return f"{label} (asked for; the relation's band is {text})"
         if rel.observable != "count_rate":
             raise ColumnUnitError(f"{problem}; name it with column_map={{{canonical!r}: ...}} "

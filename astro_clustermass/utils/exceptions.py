@@ -16,8 +16,11 @@ when its warnings logging is on.
 Which class to use:
 
 - `InputDataWarning`: something in the user's input (a catalogue, event file or image)
-  was assumed, repaired or skipped, e.g. a column without a unit taken in the canonical
-  unit, or rows masked because a value is unusable.
+  was assumed, repaired or skipped where the result may suffer, e.g. eSASS bands summed
+  to stand in for the 0.2-2.3 keV count rate, or event files without TIME whose
+  duplicate photons cannot be found. (A column without a unit read in its canonical unit
+  is only an INFO message: it is the documented convention, and the plausible ranges
+  mask a wrong guess.)
 - `OutOfRangeWarning`: an input lies outside the range where an estimator is calibrated
   (a redshift or luminosity beyond a relation's or the network's training range), and the
   estimate is an extrapolation.
@@ -72,8 +75,9 @@ class AstroClusterMassDeprecationWarning(AstroClusterMassWarning, AstropyDepreca
 class InputDataWarning(AstroClusterMassUserWarning):
     """Something in the input data was assumed, repaired or skipped.
 
-    For example a catalogue column without a unit read in the canonical unit, a damaged
-    header keyword, or rows masked because a value cannot be used.
+    For example eSASS bands summed to stand in for the 0.2-2.3 keV count rate, a column
+    of another energy band used because it was asked for, event files without a TIME
+    column, or an image file that does not record its EBI parameters.
     """
 
 
