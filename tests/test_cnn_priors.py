@@ -151,6 +151,25 @@ def test_each_field_simulates_its_own_draw_recorded_with_every_cluster(drawn_set
     assert not priors.outside({n: float(np.asarray(cat[f"sim_{n}"])[0]) for n in priors.names})
 
 
+def test_fields_can_share_a_draw(tmp_path):
+    pytest.importorskip("h5py")
+    from astro_clustermass.cli import main
+    from astro_clustermass.cnn.dataset import read_dataset
+    from astro_clustermass.simulate import read_realisation
+
+    out, work = str(tmp_path / "d.h5"), str(tmp_path / "work")
+    assert main(["dataset", out, "--work-dir", work, *ARGS, "--priors", "default",
+                 "--chunks-per-draw", "2"]) == 0
+    cfg = [read_realisation(f"{work}/sim/field_{k:03d}").manifest["config"] for k in (0, 1)]
+    assert cfg[0]["hse_bias"] == cfg[1]["hse_bias"] == pytest.approx(
+        SimulatorPriors.read().draw(21, 0)["hse_bias"])
+    with open(f"{work}/prior_draws.json") as fh:
+        assert [d["chunks"] for d in json.load(fh)["draws"]] == [[0, 1]]
+    cat = read_dataset(out).catalog
+    assert set(np.asarray(cat["sim_draw"]).tolist()) == {0}
+    assert set(np.asarray(cat["realisation"]).tolist()) == {0, 1}
+
+
 def test_rerun_with_other_priors_is_refused(drawn_set, tmp_path, capsys):
     import shutil
 

@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulator priors (YAML; 'default': the shipped literature "
                              "priors): each field (stamps: each realisation) is simulated "
                              "with its own seeded draw, recorded with every cluster")
+    parser.add_argument("--chunks-per-draw", type=int, default=1, metavar="N",
+                        help="with --priors: N consecutive fields (realisations) share a "
+                             "draw (default 1)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes (field detection tiles / stamp chunks)")
     parser.add_argument("--until", default=None, metavar="HH:MM",
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                             workers=args.workers, until=args.until,
                             selection=args.selection, progress=not args.no_progress,
                             report=_Progress(), overwrite=args.overwrite,
-                            priors=args.priors)
+                            priors=args.priors, chunks_per_draw=args.chunks_per_draw)
     print(f"wrote {res['clusters']} clusters from {res['chunks_done']} of "
           f"{res['chunks_planned']} chunks to {res['path']}")
     if res["chunks_done"] < res["chunks_planned"]:

@@ -438,28 +438,34 @@ def _check_settings(work_dir, settings):
     atomic_write_text(path, json.dumps(plain, indent=1))
 
 
-def _record_draws(work_dir, priors, config, seed, mode, chunks, stamps_per_realisation):
-    """Write ``work_dir/prior_draws.json`` (one draw per field / stamp realisation) and
-    return ``k -> SimConfig`` of draw k."""
+def _record_draws(work_dir, priors, config, seed, mode, chunks, stamps_per_realisation,
+                  per_draw=1):
+    """Write ``work_dir/prior_draws.json`` (draw *d* for fields / stamp realisations
+    ``d * per_draw`` to ``(d + 1) * per_draw - 1``) and return ``k -> SimConfig`` of
+    field / realisation *k*."""
     import json
 
     from ..io.atomic import atomic_write_text
 
     n = chunks if mode == "field" else \
         -(-chunks // max(1, stamps_per_realisation // int(config.chunk_size)))
-    draws = {k: priors.draw(seed, k) for k in range(n)}
+    draws = {d: priors.draw(seed, d) for d in range(-(-n // per_draw))}
     record = {"priors": priors.meta.get("name", ""), "seed": int(seed),
               "unit": "field" if mode == "field" else "stamp realisation",
-              "draws": [{"draw": k, "sky_seed": int(seed) + k, "values": draws[k],
-                         "n_sigma": priors.n_sigma(draws[k])} for k in range(n)]}
+              "per_draw": per_draw,
+              "draws": [{"draw": d, "chunks": list(range(d * per_draw, min(n, (d + 1) * per_draw))),
+                         "sky_seeds": [int(seed) + k for k in
+                                       range(d * per_draw, min(n, (d + 1) * per_draw))],
+                         "values": v, "n_sigma": priors.n_sigma(v)} for d, v in draws.items()]}
     atomic_write_text(os.path.join(work_dir, "prior_draws.json"), json.dumps(record, indent=1))
-    return lambda k: priors.apply(config, draws[k] if k in draws else priors.draw(seed, k))
+    return lambda k: priors.apply(config, draws.get(k // per_draw)
+                                  or priors.draw(seed, k // per_draw))
 
 
 def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, config=None,
                       area=10.0, stamps_per_realisation=40_000, workers=1, until=None,
                       selection=EFEDS_SELECTION, ebi_parameters=None, progress=True,
-                      report=None, overwrite=False, priors=None):
+                      report=None, overwrite=False, priors=None, chunks_per_draw=1):
     """Simulate a training sky chunk by chunk in ``work_dir`` and write the data set.
 
     The whole of ``astro-clustermass dataset``: `simulate_fields` (``mode="field"``:
@@ -499,10 +505,14 @@ def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, co
     priors : `~astro_clustermass.cnn.priors.SimulatorPriors` or str, optional
         Simulator priors (or a priors file, ``"default"`` for the shipped one): chunk *k*
         (field *k*; in stamps mode realisation *k*, all of its chunks) is simulated with
-        ``config`` changed by the draw ``priors.draw(seed, k)``. The draws are written to
-        ``work_dir/prior_draws.json`` (values and prior sigmas per chunk), the priors to
-        the settings, and every cluster of the data set carries its sky's parameters as
-        columns ``sim_NAME`` (and ``sim_draw``, the chunk of the draw).
+        ``config`` changed by the draw ``priors.draw(seed, k // chunks_per_draw)``. The
+        draws are written to ``work_dir/prior_draws.json`` (values, prior sigmas and
+        chunks per draw), the priors to the settings, and every cluster of the data set
+        carries its sky's parameters as columns ``sim_NAME`` and its draw as
+        ``sim_draw``.
+    chunks_per_draw : int
+        Fields (stamp realisations) that share one draw (default 1: each its own), e.g.
+        to train ensemble members on one draw each (docs/cnn.rst).
 
     Returns
     -------
@@ -533,6 +543,9 @@ def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, co
         settings["stamps_per_realisation"] = int(stamps_per_realisation)
     if priors is not None:
         settings["priors"] = priors.to_dict()
+        settings["chunks_per_draw"] = int(chunks_per_draw)
+        if int(chunks_per_draw) < 1:
+            raise ValueError(f"chunks_per_draw must be >= 1, not {chunks_per_draw}")
     if os.path.exists(out_path) and not overwrite:
         made_here = False
         try:
@@ -549,7 +562,7 @@ def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, co
     chunk_config = None
     if priors is not None:
         chunk_config = _record_draws(work_dir, priors, config, seed, mode, int(chunks),
-                                     int(stamps_per_realisation))
+                                     int(stamps_per_realisation), int(chunks_per_draw))
     if mode == "field":
         dirs = simulate_fields(sim, int(chunks), area=area, seed=seed, config=config,
                                workers=workers, until=until, progress=progress,
@@ -571,10 +584,10 @@ def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, co
         dirs, selection=selection, ebi_parameters=ebi_parameters, progress=progress,
         record=() if priors is None else priors.names)
     if priors is not None:
-        # the draw's chunk: field k, or stamp realisation k (the index of its directory)
+        # the draw of field k, or of stamp realisation k (k: the index of its directory)
         catalog["sim_draw"] = np.asarray(
-            [int(os.path.basename(dirs[k]).split("_")[-1]) for k in catalog["realisation"]],
-            np.int32)
+            [int(os.path.basename(dirs[k]).split("_")[-1]) // int(chunks_per_draw)
+             for k in catalog["realisation"]], np.int32)
         source += (f"; simulator priors {priors.meta.get('name', '')!r} drawn per "
                    f"{'field' if mode == 'field' else 'realisation'} (columns sim_*, "
                    f"{os.path.join(work_dir, 'prior_draws.json')})")
