@@ -171,3 +171,44 @@ def test_manifest_with_prior_draws_on_some_members_only_is_refused(tmp_path):
     path = _random_ensemble(tmp_path / "ens", [0, None])
     with pytest.raises(ManifestError, match="member 1: prior_draw must be a mapping"):
         read_manifest(path)
+
+
+def test_train_marginalised_trains_each_member_on_its_draw(tmp_path):
+    from astro_clustermass.cnn.dataset import read_dataset, write_dataset
+    from astro_clustermass.cnn.marginalise import train_marginalised
+    from astro_clustermass.cnn.train import TrainConfig
+
+    rng = np.random.default_rng(5)
+    n = 160
+    logm = rng.uniform(13.5, 15.0, n)
+    draw = np.repeat([0, 1], n // 2)
+    hse = np.where(draw == 0, 0.55, 0.65)
+    yy, xx = np.mgrid[:50, :50] - 24.5
+    blob = np.exp(-(xx ** 2 + yy ** 2) / 18.0)[..., None] * np.ones(10)
+    # the same mass looks brighter in draw 1 (a larger 1 - b)
+    amp = 10 ** (1.2 * (logm - 14.0)) * 3.0 * (hse / 0.6) ** 1.6
+    ebi = rng.poisson(0.05 + amp[:, None, None, None] * blob).astype(np.float32)
+    cat = Table({"M500c": 10 ** logm, "z": rng.uniform(0.1, 0.8, n),
+                 "DET_LIKE": np.full(n, 50.0), "EXT_LIKE": np.full(n, 50.0),
+                 "cluster_id": np.arange(n), "realisation": draw, "sim_draw": draw,
+                 "sim_hse_bias": hse})
+    cat["M500c"].unit = "Msun"
+    path = tmp_path / "d.h5"
+    write_dataset(path, ebi, cat, ebi_parameters=read_manifest(default_weights_dir())[
+        "ebi_parameters"], selection="", source="synthetic, two prior draws")
+    data = read_dataset(str(path))
+    man = train_marginalised(data, str(tmp_path / "ens"), str(tmp_path / "work"),
+                             config=TrainConfig(max_epochs=2), selection="", progress=False)
+    assert [m["prior_draw"]["id"] for m in man["members"]] == [0, 1]
+    assert [m["prior_draw"]["values"]["hse_bias"] for m in man["members"]] == \
+        pytest.approx([0.55, 0.65])
+    # each member saw only its draw's training clusters
+    assert sum(m["prior_draw"]["n_train"] for m in man["members"]) == man["dataset"]["n_train"]
+    est = CNNMarginalisedEstimator(weights=str(tmp_path / "ens"), images=ebi[:10])
+    res = est.estimate(Table({"z": np.asarray(cat["z"][:10])}))
+    assert set(res.extra) == {"err_stat", "err_model"} and np.all(res.extra["err_model"] > 0)
+    with pytest.raises(ValueError, match="no 'sim_draw' column"):
+        cat.remove_column("sim_draw")
+        write_dataset(tmp_path / "e.h5", ebi, cat, ebi_parameters=data.ebi_parameters)
+        train_marginalised(read_dataset(str(tmp_path / "e.h5")), str(tmp_path / "x"),
+                           str(tmp_path / "w"), selection="")
