@@ -31,6 +31,7 @@ Usage::
         --weights my_marginalised_ensemble/ --reuse /tmp/vm   # same skies, other ensemble
 
 The fields are kept in ``OUT/sky_NAME``; a second run skips the finished ones.
+``--report`` prints the table of ``OUT/results.json`` (reStructuredText) and stops.
 """
 
 from __future__ import annotations
@@ -161,7 +162,13 @@ def main(argv=None):
     p.add_argument("--weights", default=None, help="ensemble directory instead of --estimator")
     p.add_argument("--reuse", default=None, help="take the fields from this earlier OUT")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--report", action="store_true",
+                   help="print the table of OUT/results.json and stop")
     args = p.parse_args(argv)
+    if args.report:
+        with open(os.path.join(args.out, "results.json")) as fh:
+            print(rst_table(json.load(fh)))
+        return 0
 
     from astro_clustermass.cnn.priors import SimulatorPriors
 
@@ -205,6 +212,29 @@ def _lx_n_sigma(priors, values):
     dx = (math.log10(values["lx_norm"] / c["lx_norm"])
           + a * (values["hse_bias"] - c["hse_bias"]))
     return dx / math.hypot(p["lx_norm"].sigma, a * p["hse_bias"].sigma)
+
+
+def rst_table(results):
+    """The per-sky figures as a reStructuredText table."""
+    cnn = results["args"]["estimator"] if not results["args"].get("weights") else "cnn-ensemble"
+    head = ("sky", "seed", "L_X n-sig", "max n-sig", "N", "bias", "scatter", "<sigma>",
+            "stat / model", "cov68", "cov95", "L_X(true) bias", "CR bias")
+    rows = []
+    for name, r in results["skies"].items():
+        c, m = r["estimators"][cnn], r["estimators"]
+        split = (f"{c['mean_sigma_stat']:.3f} / {c['mean_sigma_model']:.3f}"
+                 if "mean_sigma_model" in c else "--")
+        rows.append((name, str(r["seed"]), f"{r['lx_norm_n_sigma']:+.1f}",
+                     f"{r['max_abs_n_sigma']:.1f}", str(c["n"]), f"{c['bias']:+.3f}",
+                     f"{c['scatter']:.3f}", f"{c['mean_sigma']:.3f}", split,
+                     f"{c['coverage68']:.2f}+-{c['coverage68_err']:.2f}",
+                     f"{c['coverage95']:.2f}+-{c['coverage95_err']:.2f}",
+                     f"{m['lx-chiu22']['bias']:+.3f}", f"{m['cr-erass1']['bias']:+.3f}"))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    rule = "  ".join("=" * w for w in widths)
+    fmt = "  ".join(f"{{:{w}s}}" for w in widths)
+    return "\n".join([rule, fmt.format(*head).rstrip(), rule,
+                      *(fmt.format(*r).rstrip() for r in rows), rule])
 
 
 def _print_row(name, r, cnn):
