@@ -152,6 +152,7 @@ def test_marginalised_name_needs_prior_draws_and_is_unavailable_without_weights(
 
     if os.path.exists(os.path.join(marginalised_weights_dir(), MANIFEST)):
         pytest.skip("a marginalised ensemble is shipped")
+    assert spec.accepts("events") and spec.accepts("images")   # as cnn-ensemble
     assert spec.description.startswith("UNAVAILABLE: no calibration-marginalised weights")
     with pytest.raises(EstimatorUnavailable, match="no calibration-marginalised weights are "
                                                    "shipped yet"):

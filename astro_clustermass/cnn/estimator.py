@@ -535,7 +535,7 @@ class CNNMarginalisedEstimator(CNNEnsembleEstimator):
         Ensemble directory; default the shipped one
         (`astro_clustermass.cnn.io.marginalised_weights_dir`). Its manifest must record a
         prior draw per member.
-    **options
+    images, image_column, events, ebi_parameters, device, batch_size, threads, progress
         As `CNNEnsembleEstimator`.
 
     Raises
@@ -550,7 +550,9 @@ class CNNMarginalisedEstimator(CNNEnsembleEstimator):
     description = ("calibration-marginalised CNN ensemble (members trained on simulator-prior "
                    "draws); sigma split into statistical and model parts")
 
-    def __init__(self, weights=None, **options):
+    def __init__(self, weights=None, images=None, image_column=None, events=None,
+                 ebi_parameters=None, device="cpu", batch_size=1024, threads=None,
+                 progress=False):
         if weights is None:
             weights = marginalised_weights_dir()
             if not os.path.exists(os.path.join(weights, MANIFEST)):
@@ -559,7 +561,9 @@ class CNNMarginalisedEstimator(CNNEnsembleEstimator):
                     f"shipped yet ({weights} holds no {MANIFEST}; issue 23: the ensemble is "
                     "to be trained on the realistic training sky). Pass weights=DIR of an "
                     "ensemble trained on prior draws, or use cnn-ensemble")
-        super().__init__(weights=weights, **options)
+        super().__init__(weights=weights, images=images, image_column=image_column,
+                         events=events, ebi_parameters=ebi_parameters, device=device,
+                         batch_size=batch_size, threads=threads, progress=progress)
         if self.draw_ids is None:
             raise ManifestError(
                 f"{self.weights}: not a calibration-marginalised ensemble: its members "
