@@ -201,3 +201,23 @@ def test_without_record_the_catalogue_is_unchanged(drawn_set):
     with pytest.raises(ValueError, match="does not record the simulator parameter 'nope'"):
         collect_simulation(f"{work}/sim/field_000", EFEDS_SELECTION, progress=False,
                            record=["nope"])
+
+
+def test_stamps_mode_draws_per_realisation(tmp_path, priors):
+    pytest.importorskip("h5py")
+    from astro_clustermass.cli import main
+    from astro_clustermass.cnn.dataset import read_dataset
+    from astro_clustermass.simulate import read_realisation
+
+    out, work = str(tmp_path / "s.h5"), tmp_path / "w"
+    assert main(["dataset", out, "--work-dir", str(work), "--mode", "stamps", "--chunks", "2",
+                 "--stamps-per-realisation", "30", "--seed", "5", "--no-progress",
+                 "--set", "log10_mmin=13.3", "--priors", "default"]) == 0
+    cat = read_dataset(out).catalog
+    for k in range(2):  # 30 stamps = one chunk per realisation, each its own draw
+        man = read_realisation(str(work / "sim" / f"real_{k:03d}")).manifest
+        assert man["config"]["rc_median"] == pytest.approx(priors.draw(5, k)["rc_median"])
+        rows = np.asarray(cat["realisation"]) == k
+        np.testing.assert_allclose(np.asarray(cat["sim_rc_median"])[rows],
+                                   priors.draw(5, k)["rc_median"])
+        assert np.all(np.asarray(cat["sim_draw"])[rows] == k)
