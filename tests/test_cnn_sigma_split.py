@@ -152,11 +152,16 @@ def test_marginalised_name_needs_prior_draws_and_is_unavailable_without_weights(
 
     if os.path.exists(os.path.join(marginalised_weights_dir(), MANIFEST)):
         pytest.skip("a marginalised ensemble is shipped")
-    assert spec.accepts("events") and spec.accepts("images")   # as cnn-ensemble
     assert spec.description.startswith("UNAVAILABLE: no calibration-marginalised weights")
     with pytest.raises(EstimatorUnavailable, match="no calibration-marginalised weights are "
                                                    "shipped yet"):
         spec.load()
+    # the commands that hand images/photons to every estimator taking them skip it ...
+    assert not spec.accepts("events") and not spec.accepts("images")
+    # ... and the class itself takes them, as cnn-ensemble (for when weights ship)
+    import inspect
+
+    assert {"events", "images"} <= set(inspect.signature(CNNMarginalisedEstimator).parameters)
     # "run all that can": it is skipped with its reason, the others run
     from astro_clustermass import add_mass_columns
 
@@ -166,6 +171,15 @@ def test_marginalised_name_needs_prior_draws_and_is_unavailable_without_weights(
     out = add_mass_columns(table)
     assert not [c for c in out.colnames if "marginalised" in c]
     assert "M500c_lx-chiu22" in out.colnames
+
+
+def test_unavailable_factory_takes_weights_of_a_marginalised_ensemble(marginalised):
+    from astro_clustermass.cnn import builtin_estimator_specs
+
+    spec = {s.name: s for s in builtin_estimator_specs()}["cnn-ensemble-marginalised"]
+    est = spec.load(weights=marginalised, images=_images(2))
+    assert isinstance(est, CNNMarginalisedEstimator)
+    assert set(est.estimate(QTable({"z": [0.2, 0.3]})).extra) == {"err_stat", "err_model"}
 
 
 def test_manifest_with_prior_draws_on_some_members_only_is_refused(tmp_path):

@@ -44,9 +44,11 @@ def builtin_estimator_specs():
     ``cnn-ensemble-marginalised`` (imports no torch).
 
     The second is listed with ``UNAVAILABLE`` and the reason in its description while no
-    calibration-marginalised weights are shipped; building it then raises
+    calibration-marginalised weights are shipped; its factory is then
+    `~astro_clustermass.cnn.estimator.marginalised_unavailable`, which raises
     `~astro_clustermass.cnn.estimator.EstimatorUnavailable` unless ``weights=`` names an
-    ensemble trained on simulator-prior draws.
+    ensemble trained on simulator-prior draws, and which takes no ``events=``/``images=``
+    (so ``estimate --events/--images`` skip it with the reason).
     """
     from ..core import EstimatorSpec
     from .io import MANIFEST, marginalised_weights_dir
@@ -54,9 +56,11 @@ def builtin_estimator_specs():
     shipped = os.path.exists(os.path.join(marginalised_weights_dir(), MANIFEST))
     marginalised = ("CNN ensemble trained on simulator-prior draws; sigma split into "
                     "statistical (_err_stat) and model (_err_model) parts")
+    factory = "astro_clustermass.cnn.estimator:CNNMarginalisedEstimator"
     if not shipped:
         marginalised = ("UNAVAILABLE: no calibration-marginalised weights are shipped yet "
                         "(issue 23); weights=DIR uses one you trained. " + marginalised)
+        factory = "astro_clustermass.cnn.estimator:marginalised_unavailable"
     return [EstimatorSpec(
         name="cnn-ensemble",
         factory="astro_clustermass.cnn.estimator:CNNEnsembleEstimator",
@@ -66,7 +70,7 @@ def builtin_estimator_specs():
         version="1",
     ), EstimatorSpec(
         name="cnn-ensemble-marginalised",
-        factory="astro_clustermass.cnn.estimator:CNNMarginalisedEstimator",
+        factory=factory,
         inputs=("z", "RA", "DEC"),
         description=marginalised,
         version="1",

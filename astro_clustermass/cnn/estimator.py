@@ -35,7 +35,8 @@ from .io import (MANIFEST, ManifestError, default_weights_dir, marginalised_weig
                  member_draw_ids, read_manifest)
 
 __all__ = ["CNNEnsembleEstimator", "CNNMarginalisedEstimator", "EBIParameterMismatch",
-           "EstimatorUnavailable", "compare_ebi_parameters", "split_sigma"]
+           "EstimatorUnavailable", "compare_ebi_parameters", "marginalised_unavailable",
+           "split_sigma"]
 
 log = logging.getLogger("astro_clustermass")
 
@@ -519,6 +520,20 @@ class CNNEnsembleEstimator(MassEstimator):
                 f"({marg.get('priors_name', 'priors in the manifest')}); columns _err_stat "
                 "and _err_model, _err = their quadrature sum")
         return prov
+
+
+def marginalised_unavailable(weights=None, **options):
+    """The factory of ``cnn-ensemble-marginalised`` while no weights are shipped.
+
+    Raises `EstimatorUnavailable` unless ``weights`` names an ensemble trained on prior
+    draws (then the same as ``CNNMarginalisedEstimator(weights, **options)``). It names
+    no image source among its parameters, so that commands which hand photons or images
+    to every estimator that takes them (``astro-clustermass estimate --events/--images``)
+    skip it with its reason instead of failing.
+    """
+    if weights is None:
+        CNNMarginalisedEstimator()      # raises EstimatorUnavailable with the reason
+    return CNNMarginalisedEstimator(weights=weights, **options)
 
 
 class CNNMarginalisedEstimator(CNNEnsembleEstimator):
