@@ -56,6 +56,11 @@ class MassEstimate:
         calibrated range); ``''`` for clean rows.
     meta : dict
         Provenance: version, parameters, cosmology, date.
+    extra : dict, optional
+        More per-row values in dex, suffix -> array of shape (N,), written as
+        ``log10M500c_NAME_<suffix>`` (e.g. ``err_stat`` and ``err_model``, the two parts
+        of sigma of a calibration-marginalised CNN ensemble); NaN where ``valid`` is
+        False. ``meta['extra_descriptions']`` may describe them.
     """
 
     estimator: str
@@ -64,6 +69,7 @@ class MassEstimate:
     valid: np.ndarray
     reason: np.ndarray
     meta: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         # Private copies: the result is frozen without freezing the caller's arrays.
@@ -99,6 +105,16 @@ class MassEstimate:
             reason = reason.astype(str)
         mu = np.where(valid, mu, np.nan)
         sig = np.where(valid, sig, np.nan)
+        extra = {}
+        for key, value in dict(self.extra or {}).items():
+            value = np.array(value, dtype=float)
+            if not (isinstance(key, str) and key.isidentifier()) or value.shape != mu.shape:
+                raise EstimatorError(
+                    f"estimator {self.estimator!r}: extra column {key!r} must be a suffix "
+                    f"(identifier) with one value per row, got shape {value.shape}")
+            extra[key] = np.where(valid, value, np.nan)
+            extra[key].setflags(write=False)
+        object.__setattr__(self, "extra", extra)
         for name, value in (("log10_mass", mu), ("log10_mass_err", sig),
                             ("valid", valid), ("reason", reason)):
             value.setflags(write=False)
@@ -422,7 +438,8 @@ def write_mass_columns(table, estimate: MassEstimate, copy=True):
 
     Columns written, for an estimator named NAME: ``M500c_NAME``, ``M500c_NAME_lo``,
     ``M500c_NAME_hi`` (Msun; median, 16th and 84th percentile), ``log10M500c_NAME``,
-    ``log10M500c_NAME_err`` (dex), all masked where there is no estimate, and
+    ``log10M500c_NAME_err`` (dex), ``log10M500c_NAME_<suffix>`` (dex) for each of
+    ``estimate.extra``, all masked where there is no estimate, and
     ``M500c_NAME_flag`` (str, the reason; empty for clean rows). Provenance goes to
     ``table.meta['astro_clustermass'][NAME]``.
     """
@@ -438,6 +455,10 @@ def write_mass_columns(table, estimate: MassEstimate, copy=True):
         raise EstimatorError(
             f"table already has column(s) {clash}; remove them or rename the estimator"
         )
+    extra = {key: f"{names['log10']}_{key}" for key in estimate.extra}
+    clash = [n for n in extra.values() if n in out.colnames]
+    if clash:
+        raise EstimatorError(f"table already has column(s) {clash}; remove them first")
     mask = ~estimate.valid
     values = {
         "mass": estimate.mass, "mass_lo": estimate.mass_lo, "mass_hi": estimate.mass_hi,
@@ -452,6 +473,11 @@ def write_mass_columns(table, estimate: MassEstimate, copy=True):
         else:
             out[names[key]] = MaskedColumn(q.value, unit=q.unit, mask=mask)
         out[names[key]].info.description = _DESCRIPTIONS[key]
+    notes = estimate.meta.get("extra_descriptions", {})
+    for key, name in extra.items():
+        out[name] = (Masked(estimate.extra[key] * u.dex, mask=mask) if isinstance(out, QTable)
+                     else MaskedColumn(estimate.extra[key], unit=u.dex, mask=mask))
+        out[name].info.description = str(notes.get(key, ""))
     # Printable ASCII, stored as bytes (a quarter of the memory of str; astropy gives
     # str back for every element, and FITS stores bytes anyway).
     out[names["flag"]] = np.char.encode(fits_safe_text(estimate.reason), "ascii")

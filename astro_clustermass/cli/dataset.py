@@ -17,6 +17,13 @@ Stamps (cheaper per cluster, see docs/cnn.rst), 54 chunks of 400, halos above
     astro-clustermass dataset stamps.h5 --work-dir swork/ --mode stamps --chunks 54 \\
         --set log10_mmin=13.3 --set lx_scatter_dex=0.25
 
+A training sky whose cluster model is drawn per field from the simulator priors
+(``astro_clustermass/data/cnn/simulator_priors.yaml``; every cluster carries its field's
+parameters as ``sim_*`` columns, the draws are in ``WORK/prior_draws.json``)::
+
+    astro-clustermass dataset marg.h5 --work-dir mwork/ --chunks 40 --area 20 \\
+        --priors default
+
 Interrupt it (Ctrl-C, ``touch WORK/sim/STOP``, ``--until HH:MM``) and run the same
 command again to resume; ``--chunks`` may grow between runs.
 """
@@ -51,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                         help="override a SimConfig parameter (repeatable), as in "
                              "'astro-clustermass simulate'")
+    parser.add_argument("--priors", default=None, metavar="FILE",
+                        help="simulator priors (YAML; 'default': the shipped literature "
+                             "priors): each field (stamps: each realisation) is simulated "
+                             "with its own seeded draw, recorded with every cluster")
+    parser.add_argument("--chunks-per-draw", type=int, default=1, metavar="N",
+                        help="with --priors: N consecutive fields (realisations) share a "
+                             "draw (default 1)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes (field detection tiles / stamp chunks)")
     parser.add_argument("--until", default=None, metavar="HH:MM",
@@ -102,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                             stamps_per_realisation=args.stamps_per_realisation,
                             workers=args.workers, until=args.until,
                             selection=args.selection, progress=not args.no_progress,
-                            report=_Progress(), overwrite=args.overwrite)
+                            report=_Progress(), overwrite=args.overwrite,
+                            priors=args.priors, chunks_per_draw=args.chunks_per_draw)
     print(f"wrote {res['clusters']} clusters from {res['chunks_done']} of "
           f"{res['chunks_planned']} chunks to {res['path']}")
     if res["chunks_done"] < res["chunks_planned"]:

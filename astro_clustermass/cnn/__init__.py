@@ -10,6 +10,8 @@ Importing this package does not import torch; the submodules do:
 - `~astro_clustermass.cnn.dataset` (no torch): training-set file format, split by
   cluster, normalisation;
 - `~astro_clustermass.cnn.training_set` (no torch): training sets from simulator output;
+- `~astro_clustermass.cnn.priors` (no torch): priors on the simulator's cluster model,
+  drawn per training chunk;
 - `~astro_clustermass.cnn.io`: safetensors weights + YAML manifest;
 - `~astro_clustermass.cnn.metrics` (no torch): the figures reported for an ensemble;
 - `~astro_clustermass.cnn.interpret`: member disagreement, gradient maps, core masking.
@@ -80,14 +82,38 @@ if "torch" not in sys.modules and not any(isinstance(f, _TorchImportHook)
 
 
 def builtin_estimator_specs():
-    """The `~astro_clustermass.core.EstimatorSpec` of ``cnn-ensemble`` (imports no torch)."""
-    from ..core import EstimatorSpec
+    """The `~astro_clustermass.core.EstimatorSpec` of ``cnn-ensemble`` and
+    ``cnn-ensemble-marginalised`` (imports no torch).
 
+    The second is listed with ``UNAVAILABLE`` and the reason in its description while no
+    calibration-marginalised weights are shipped; its factory is then
+    `~astro_clustermass.cnn.estimator.marginalised_unavailable`, which raises
+    `~astro_clustermass.cnn.estimator.EstimatorUnavailable` unless ``weights=`` names an
+    ensemble trained on simulator-prior draws, and which takes no ``events=``/``images=``
+    (so ``estimate --events/--images`` skip it with the reason).
+    """
+    from ..core import EstimatorSpec
+    from .io import MANIFEST, marginalised_weights_dir
+
+    shipped = os.path.exists(os.path.join(marginalised_weights_dir(), MANIFEST))
+    marginalised = ("CNN ensemble trained on simulator-prior draws; sigma split into "
+                    "statistical (_err_stat) and model (_err_model) parts")
+    factory = "astro_clustermass.cnn.estimator:CNNMarginalisedEstimator"
+    if not shipped:
+        marginalised = ("UNAVAILABLE: no calibration-marginalised weights are shipped yet "
+                        "(issue 23); weights=DIR uses one you trained. " + marginalised)
+        factory = "astro_clustermass.cnn.estimator:marginalised_unavailable"
     return [EstimatorSpec(
         name="cnn-ensemble",
         factory="astro_clustermass.cnn.estimator:CNNEnsembleEstimator",
         inputs=("z", "RA", "DEC"),
         description=("CNN ensemble (seed 000) on 50x50x10 energy-band images + redshift; "
                      "needs images=, image_column= or events= (event files)"),
+        version="1",
+    ), EstimatorSpec(
+        name="cnn-ensemble-marginalised",
+        factory=factory,
+        inputs=("z", "RA", "DEC"),
+        description=marginalised,
         version="1",
     )]

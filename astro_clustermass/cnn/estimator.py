@@ -12,6 +12,13 @@ ensemble's Gaussian in log10 M500c (seed 000 Eqs. 2-3). Images come from one of:
 
 Images whose EBI parameters differ from those the ensemble was trained with (manifest
 ``ebi_parameters``) are refused with `EBIParameterMismatch`.
+
+An ensemble whose members were trained on skies drawn from the simulator priors
+(manifest ``prior_draw`` per member, issue 23) splits each sigma into a statistical and
+a model (calibration) part (`split_sigma`), written as ``log10M500c_NAME_err_stat`` and
+``log10M500c_NAME_err_model``; ``cnn-ensemble-marginalised``
+(`CNNMarginalisedEstimator`) is the name of the shipped one, unavailable while none is
+shipped.
 """
 
 from __future__ import annotations
@@ -23,12 +30,15 @@ import warnings
 import numpy as np
 
 from ..core import MassEstimator
-from ..utils.exceptions import InputDataWarning
+from ..utils.exceptions import EstimatorError, InputDataWarning
 from ..utils.optional import require
 from .dataset import Normalisation
-from .io import default_weights_dir, read_manifest
+from .io import (MANIFEST, ManifestError, default_weights_dir, marginalised_weights_dir,
+                 member_draw_ids, read_manifest)
 
-__all__ = ["CNNEnsembleEstimator", "EBIParameterMismatch", "compare_ebi_parameters"]
+__all__ = ["CNNEnsembleEstimator", "CNNMarginalisedEstimator", "EBIParameterMismatch",
+           "EstimatorUnavailable", "compare_ebi_parameters", "marginalised_unavailable",
+           "split_sigma"]
 
 
 #: Catalogue columns used as EBI cubes when no image source is given.
@@ -37,6 +47,57 @@ _IMAGE_COLUMNS = ("ebi", "EBI", "gsm_3dImgs")
 
 class EBIParameterMismatch(ValueError):
     """Input images were made with EBI parameters other than the ensemble's."""
+
+
+class EstimatorUnavailable(EstimatorError):
+    """A registered estimator whose weights are not shipped (yet)."""
+
+
+def split_sigma(mu, sigma, draw_ids):
+    """The two parts of the ensemble sigma of members trained on different prior draws.
+
+    With members grouped by the prior draw of their training sky (group *g*: members
+    trained on draw *g*, mean :math:`\\mu_g`), the mixture variance of seed 000 Eq. 3
+    splits exactly (law of total variance, member weights ``1/M``):
+
+    - model (calibration) part: the spread of the draws' means,
+      :math:`\\sigma_{model}^2 = \\sum_g w_g (\\mu_g - \\mu_*)^2`;
+    - statistical part: the members' own variance plus their disagreement within a draw,
+      :math:`\\sigma_{stat}^2 = \\langle\\sigma_i^2\\rangle + \\sum_g w_g
+      \\mathrm{var}_{i \\in g}(\\mu_i)`;
+
+    so :math:`\\sigma_{stat}^2 + \\sigma_{model}^2 = \\sigma_*^2`. With one member per
+    draw the networks' disagreement from their initialisation (0.02 dex for the shipped
+    ensemble) is counted in the model part; with one draw for all members the model part
+    is 0.
+
+    Parameters
+    ----------
+    mu, sigma : arrays (M, N)
+        Member means and standard deviations [dex].
+    draw_ids : sequence of M ints
+        The prior draw of each member.
+
+    Returns
+    -------
+    sigma_stat, sigma_model : arrays (N,) [dex]
+    """
+    mu = np.asarray(mu, float)
+    sigma = np.asarray(sigma, float)
+    ids = np.asarray(draw_ids)
+    if ids.shape != (mu.shape[0],):
+        raise ValueError(f"{ids.size} draw ids for {mu.shape[0]} members")
+    mean = mu.mean(axis=0)
+    var_model = np.zeros(mu.shape[1:])
+    var_within = np.zeros(mu.shape[1:])
+    for g in np.unique(ids):
+        sel = ids == g
+        w = sel.sum() / ids.size
+        mg = mu[sel].mean(axis=0)
+        var_model += w * (mg - mean) ** 2
+        var_within += w * ((mu[sel] - mg) ** 2).mean(axis=0)
+    var_stat = (sigma ** 2).mean(axis=0) + var_within
+    return np.sqrt(var_stat), np.sqrt(var_model)
 
 
 def _normalise_params(d):
@@ -414,6 +475,30 @@ class CNNEnsembleEstimator(MassEstimator):
                           "member_range": np.max(mu, axis=0) - np.min(mu, axis=0)},
                          meta={"unit": "dex of M500c/Msun"})
 
+    @property
+    def draw_ids(self):
+        """The prior draw of each member (manifest ``prior_draw``), or None."""
+        return member_draw_ids(self.manifest) if self.manifest["members"] else None
+
+    def estimate(self, table, column_map=None):
+        """`MassEstimator.estimate`, plus ``err_stat`` / ``err_model`` for an ensemble
+        trained on prior draws (`split_sigma`)."""
+        import dataclasses
+
+        result = super().estimate(table, column_map=column_map)
+        ids = self.draw_ids
+        if ids is None or self.last_members is None:
+            return result
+        stat, model = split_sigma(*self.last_members, ids)
+        meta = dict(result.meta, extra_descriptions={
+            "err_stat": "statistical part of sigma of log10(M500c / Msun): members' own "
+                        "sigma and their disagreement within a prior draw",
+            "err_model": "model (calibration) part of sigma: spread of the members' means "
+                         "across the simulator-prior draws of their training skies; shared "
+                         "by clusters, does not average down"})
+        return dataclasses.replace(result, meta=meta,
+                                   extra={"err_stat": stat, "err_model": model})
+
     def _estimate(self, view):
         from .ensemble import combine
 
@@ -442,4 +527,80 @@ class CNNEnsembleEstimator(MassEstimator):
             with np.errstate(invalid="ignore"):
                 spread = np.nanmean(np.std(mu, axis=0)) if np.isfinite(mu).any() else None
             prov["member_spread_mean_dex"] = None if spread is None else float(spread)
+        ids = self.draw_ids if not self._load_error else None
+        if ids is None:
+            prov["sigma_model"] = (
+                "not estimated (0): the members were trained at one setting of the "
+                "simulator's cluster model, so sigma is statistical only; a sky whose "
+                "cluster physics differs moves the masses without moving sigma (issue 23, "
+                "docs/cnn.rst)")
+        else:
+            marg = self.manifest.get("marginalisation", {})
+            prov["sigma_model"] = (
+                f"spread of the member means across {len(set(ids))} simulator-prior draws "
+                f"({marg.get('priors_name', 'priors in the manifest')}); columns _err_stat "
+                "and _err_model, _err = their quadrature sum")
         return prov
+
+
+def marginalised_unavailable(weights=None, **options):
+    """The factory of ``cnn-ensemble-marginalised`` while no weights are shipped.
+
+    Raises `EstimatorUnavailable` unless ``weights`` names an ensemble trained on prior
+    draws (then the same as ``CNNMarginalisedEstimator(weights, **options)``). It names
+    no image source among its parameters, so that commands which hand photons or images
+    to every estimator that takes them (``astro-clustermass estimate --events/--images``)
+    skip it with its reason instead of failing.
+    """
+    if weights is None:
+        CNNMarginalisedEstimator()      # raises EstimatorUnavailable with the reason
+    return CNNMarginalisedEstimator(weights=weights, **options)
+
+
+class CNNMarginalisedEstimator(CNNEnsembleEstimator):
+    """The calibration-marginalised CNN ensemble (``cnn-ensemble-marginalised``, issue 23).
+
+    The same estimator as `CNNEnsembleEstimator`, for an ensemble whose members were trained
+    on skies drawn from the simulator priors (`astro_clustermass.cnn.priors`): its sigma
+    carries the model (calibration) uncertainty, split per cluster into
+    ``log10M500c_cnn-ensemble-marginalised_err_stat`` and ``..._err_model``.
+
+    Parameters
+    ----------
+    weights : str, optional
+        Ensemble directory; default the shipped one
+        (`astro_clustermass.cnn.io.marginalised_weights_dir`). Its manifest must record a
+        prior draw per member.
+    images, image_column, events, ebi_parameters, device, batch_size, threads, progress
+        As `CNNEnsembleEstimator`.
+
+    Raises
+    ------
+    EstimatorUnavailable
+        No ``weights`` given and no marginalised ensemble is shipped.
+    ManifestError
+        The ensemble's members record no prior draws (it is not marginalised).
+    """
+
+    name = "cnn-ensemble-marginalised"
+    description = ("calibration-marginalised CNN ensemble (members trained on simulator-prior "
+                   "draws); sigma split into statistical and model parts")
+
+    def __init__(self, weights=None, images=None, image_column=None, events=None,
+                 ebi_parameters=None, device="cpu", batch_size=1024, threads=None,
+                 progress=False):
+        if weights is None:
+            weights = marginalised_weights_dir()
+            if not os.path.exists(os.path.join(weights, MANIFEST)):
+                raise EstimatorUnavailable(
+                    "cnn-ensemble-marginalised: no calibration-marginalised weights are "
+                    f"shipped yet ({weights} holds no {MANIFEST}; issue 23: the ensemble is "
+                    "to be trained on the realistic training sky). Pass weights=DIR of an "
+                    "ensemble trained on prior draws, or use cnn-ensemble")
+        super().__init__(weights=weights, images=images, image_column=image_column,
+                         events=events, ebi_parameters=ebi_parameters, device=device,
+                         batch_size=batch_size, threads=threads, progress=progress)
+        if self.draw_ids is None:
+            raise ManifestError(
+                f"{self.weights}: not a calibration-marginalised ensemble: its members "
+                "record no prior_draw (use cnn-ensemble for it)")

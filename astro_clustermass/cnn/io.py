@@ -10,6 +10,11 @@ YAML/JSON text. An ensemble directory holds::
     ...
 
 `load_ensemble` checks every member file against the SHA-256 in the manifest.
+
+A calibration-marginalised ensemble (issue 23, docs/cnn.rst) records per member the draw
+of the simulator priors its training sky was made with, ``prior_draw: {id, values}``
+(members with the same ``id`` share a draw), and at the top level ``marginalisation``
+(the priors and the method); `member_draw_ids` reads them.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import os
 from ..io.atomic import atomic_write
 from ..utils.optional import require
 
-__all__ = ["MANIFEST", "FORMAT", "default_weights_dir", "save_ensemble", "read_manifest",
-           "file_key", "load_members", "save_state", "load_state", "ManifestError"]
+__all__ = ["MANIFEST", "FORMAT", "default_weights_dir", "marginalised_weights_dir",
+           "save_ensemble", "read_manifest", "member_draw_ids", "file_key", "load_members",
+           "save_state", "load_state", "ManifestError"]
 
 MANIFEST = "manifest.yaml"
 FORMAT = "astro_clustermass-cnn-ensemble"
@@ -37,6 +43,29 @@ def default_weights_dir():
     """Directory of the shipped default ensemble."""
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "data", "cnn", "default")
+
+
+def marginalised_weights_dir():
+    """Directory of the shipped calibration-marginalised ensemble (``cnn-ensemble-
+    marginalised``); it holds no manifest while no such ensemble is shipped."""
+    return os.path.join(os.path.dirname(default_weights_dir()), "marginalised")
+
+
+def member_draw_ids(manifest):
+    """The prior-draw id of every member, or None for an ensemble without prior draws.
+
+    Raises `ManifestError` when only some members record a draw, or a draw lacks its
+    ``id`` or ``values``.
+    """
+    draws = [m.get("prior_draw") for m in manifest["members"]]
+    if all(d is None for d in draws):
+        return None
+    for i, d in enumerate(draws):
+        if not (isinstance(d, dict) and isinstance(d.get("id"), int)
+                and isinstance(d.get("values"), dict)):
+            raise ManifestError(f"member {i}: prior_draw must be a mapping with an integer "
+                                f"'id' and the drawn 'values' (every member, or none), got {d!r}")
+    return [d["id"] for d in draws]
 
 
 def save_state(path, tensors, metadata=None):
@@ -177,6 +206,10 @@ def _parse_manifest(path):
             raise ManifestError(f"{path}: manifest lacks {key!r}")
     if not manifest["members"]:
         raise ManifestError(f"{path}: manifest lists no members")
+    try:
+        member_draw_ids(manifest)
+    except ManifestError as exc:
+        raise ManifestError(f"{path}: {exc}") from None
     return manifest
 
 

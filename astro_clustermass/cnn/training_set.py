@@ -78,7 +78,7 @@ def _should_stop(outdir, until):
 
 
 def simulate_fields(outdir, n, area=10.0, seed=2000, config=None, workers=1, until=None,
-                    progress=True, report=None):
+                    progress=True, report=None, chunk_config=None):
     """Simulate ``n`` survey fields into ``outdir/field_XXX`` (the field chunks of a
     training set).
 
@@ -107,6 +107,9 @@ def simulate_fields(outdir, n, area=10.0, seed=2000, config=None, workers=1, unt
     report : callable, optional
         Called as ``report(k + 1, n, directory, manifest, seconds)`` after field *k*
         (``seconds`` is None for a field found finished).
+    chunk_config : callable, optional
+        ``chunk_config(k)`` -> the `SimConfig` of field *k* (e.g. a draw from the simulator
+        priors, `astro_clustermass.cnn.priors`); default ``config`` for every field.
 
     Returns
     -------
@@ -128,7 +131,8 @@ def simulate_fields(outdir, n, area=10.0, seed=2000, config=None, workers=1, unt
             log.info("simulate_fields: stopping (%s)", why)
             break
         t0 = time.perf_counter()
-        real = simulate_field(d, area=area, seed=seed + k, config=config, progress=progress,
+        cfg = config if chunk_config is None else chunk_config(k)
+        real = simulate_field(d, area=area, seed=seed + k, config=cfg, progress=progress,
                               workers=workers)
         dirs.append(d)
         if report is not None:
@@ -138,7 +142,7 @@ def simulate_fields(outdir, n, area=10.0, seed=2000, config=None, workers=1, unt
 
 def simulate_realisations(outdir, n, seed=1000, workers=1, n_halos=20_000, config=None,
                           until=None, max_chunks=None, chunks_per_call=1, progress=True,
-                          report=None):
+                          report=None, chunk_config=None):
     """Run the stamp-mode simulator for ``n`` realisations into ``outdir/real_XXX``.
 
     Realisation *k* is `astro_clustermass.simulate.simulate_stamps` with ``seed + k``,
@@ -171,6 +175,9 @@ def simulate_realisations(outdir, n, seed=1000, workers=1, n_halos=20_000, confi
     report : callable, optional
         Called as ``report(done_chunks, planned_chunks, directory, manifest, seconds)``
         after each call of the simulator.
+    chunk_config : callable, optional
+        ``chunk_config(k)`` -> the `SimConfig` of realisation *k* (all its chunks: the
+        stamp simulator takes one configuration per realisation); default ``config``.
 
     Returns
     -------
@@ -202,7 +209,8 @@ def simulate_realisations(outdir, n, seed=1000, workers=1, n_halos=20_000, confi
             if max_chunks is not None:
                 done_chunks = min(done_chunks, int(max_chunks))
             t0 = time.perf_counter()
-            real = simulate.simulate_stamps(d, n_halos=n_halos, seed=seed + k, config=config,
+            cfg = config if chunk_config is None else chunk_config(k)
+            real = simulate.simulate_stamps(d, n_halos=n_halos, seed=seed + k, config=cfg,
                                             workers=workers, keep_events="selected",
                                             max_chunks=done_chunks, progress=progress)
             man = real.manifest
@@ -231,7 +239,7 @@ def _plain_column(col, unit=None):
     return np.asarray(values, float)
 
 
-def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
+def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True, record=()):
     """EBIs and catalogue of the selected, cluster-matched detections of ``sim_dirs``.
 
     For every finished chunk of every realisation directory: the detections matched to
@@ -253,6 +261,10 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
     ebi_parameters : EBIParameters, optional
     progress : bool
         tqdm progress bar over chunks.
+    record : sequence of str
+        `SimConfig` fields to copy to every cluster from its realisation's manifest, as
+        columns ``sim_NAME`` (the simulator parameters its sky was made with, e.g. the
+        prior draws of `make_training_set`).
 
     Returns
     -------
@@ -261,7 +273,8 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
         ``RA, DEC`` (detected, deg), ``DET_LIKE``, ``EXT_LIKE``, ``ML_RATE``,
         ``ML_RATE_ERR`` (ct/s), the true ``M500c`` (Msun), ``z``, ``LX`` (erg/s, rest
         0.5-2 keV within R500), ``T`` (keV) and ``RA_true``, ``DEC_true`` of the halo,
-        ``realisation``, ``cluster_id`` (``HALO_ID``), ``chunk``, ``STAMP``.
+        ``realisation``, ``cluster_id`` (``HALO_ID``), ``chunk``, ``STAMP``, and
+        ``sim_NAME`` for each field of ``record``.
     params : EBIParameters
     source : str
     """
@@ -327,6 +340,12 @@ def collect_simulation(sim_dirs, selection, ebi_parameters=None, progress=True):
         cat["chunk"] = np.full(len(det), tag)
         if "STAMP" in det.colnames:
             cat["STAMP"] = np.asarray(det["STAMP"]).astype(np.int64)
+        used = real.manifest.get("config", {})
+        for name in record:
+            if name not in used:
+                raise ValueError(f"{real.outdir}: its manifest does not record the simulator "
+                                 f"parameter {name!r}")
+            cat[f"sim_{name}"] = np.full(len(det), float(used[name]))
         centers = SkyCoord(np.asarray(cat["RA"]) * u.deg, np.asarray(cat["DEC"]) * u.deg)
         events = EventList.read(f)
         images.append(np.asarray(energy_band_images(events, centers, params=params,
@@ -419,10 +438,34 @@ def _check_settings(work_dir, settings):
     atomic_write_text(path, json.dumps(plain, indent=1))
 
 
+def _record_draws(work_dir, priors, config, seed, mode, chunks, stamps_per_realisation,
+                  per_draw=1):
+    """Write ``work_dir/prior_draws.json`` (draw *d* for fields / stamp realisations
+    ``d * per_draw`` to ``(d + 1) * per_draw - 1``) and return ``k -> SimConfig`` of
+    field / realisation *k*."""
+    import json
+
+    from ..io.atomic import atomic_write_text
+
+    n = chunks if mode == "field" else \
+        -(-chunks // max(1, stamps_per_realisation // int(config.chunk_size)))
+    draws = {d: priors.draw(seed, d) for d in range(-(-n // per_draw))}
+    record = {"priors": priors.meta.get("name", ""), "seed": int(seed),
+              "unit": "field" if mode == "field" else "stamp realisation",
+              "per_draw": per_draw,
+              "draws": [{"draw": d, "chunks": list(range(d * per_draw, min(n, (d + 1) * per_draw))),
+                         "sky_seeds": [int(seed) + k for k in
+                                       range(d * per_draw, min(n, (d + 1) * per_draw))],
+                         "values": v, "n_sigma": priors.n_sigma(v)} for d, v in draws.items()]}
+    atomic_write_text(os.path.join(work_dir, "prior_draws.json"), json.dumps(record, indent=1))
+    return lambda k: priors.apply(config, draws.get(k // per_draw)
+                                  or priors.draw(seed, k // per_draw))
+
+
 def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, config=None,
                       area=10.0, stamps_per_realisation=40_000, workers=1, until=None,
                       selection=EFEDS_SELECTION, ebi_parameters=None, progress=True,
-                      report=None, overwrite=False):
+                      report=None, overwrite=False, priors=None, chunks_per_draw=1):
     """Simulate a training sky chunk by chunk in ``work_dir`` and write the data set.
 
     The whole of ``astro-clustermass dataset``: `simulate_fields` (``mode="field"``:
@@ -459,6 +502,17 @@ def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, co
         ``report(done, planned, directory, manifest, seconds)`` after each chunk.
     overwrite : bool
         Replace ``out_path`` if it exists and was not written from this work directory.
+    priors : `~astro_clustermass.cnn.priors.SimulatorPriors` or str, optional
+        Simulator priors (or a priors file, ``"default"`` for the shipped one): chunk *k*
+        (field *k*; in stamps mode realisation *k*, all of its chunks) is simulated with
+        ``config`` changed by the draw ``priors.draw(seed, k // chunks_per_draw)``. The
+        draws are written to ``work_dir/prior_draws.json`` (values, prior sigmas and
+        chunks per draw), the priors to the settings, and every cluster of the data set
+        carries its sky's parameters as columns ``sim_NAME`` and its draw as
+        ``sim_draw``.
+    chunks_per_draw : int
+        Fields (stamp realisations) that share one draw (default 1: each its own), e.g.
+        to train ensemble members on one draw each (docs/cnn.rst).
 
     Returns
     -------
@@ -475,6 +529,10 @@ def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, co
         raise ValueError(f"chunks must be >= 1, not {chunks}")
     config = config or training_config()
     work_dir = os.path.abspath(work_dir)
+    if isinstance(priors, (str, os.PathLike)):
+        from .priors import SimulatorPriors
+
+        priors = SimulatorPriors.read(priors)
     settings = {"mode": mode, "seed": int(seed), "config": config.to_dict(),
                 "selection": selection, "chunks": int(chunks), "output": out_path,
                 "ebi_parameters": None if ebi_parameters is None else
@@ -483,6 +541,11 @@ def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, co
         settings["area_deg2"] = float(area)
     else:
         settings["stamps_per_realisation"] = int(stamps_per_realisation)
+    if priors is not None:
+        settings["priors"] = priors.to_dict()
+        settings["chunks_per_draw"] = int(chunks_per_draw)
+        if int(chunks_per_draw) < 1:
+            raise ValueError(f"chunks_per_draw must be >= 1, not {chunks_per_draw}")
     if os.path.exists(out_path) and not overwrite:
         made_here = False
         try:
@@ -496,10 +559,14 @@ def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, co
     _check_settings(work_dir, settings)
     sim = os.path.join(work_dir, "sim")
     os.makedirs(sim, exist_ok=True)
+    chunk_config = None
+    if priors is not None:
+        chunk_config = _record_draws(work_dir, priors, config, seed, mode, int(chunks),
+                                     int(stamps_per_realisation), int(chunks_per_draw))
     if mode == "field":
         dirs = simulate_fields(sim, int(chunks), area=area, seed=seed, config=config,
                                workers=workers, until=until, progress=progress,
-                               report=report)
+                               report=report, chunk_config=chunk_config)
         done = len(dirs)
     else:
         per = max(1, int(stamps_per_realisation) // int(config.chunk_size))
@@ -508,12 +575,22 @@ def make_training_set(work_dir, out_path, mode="field", chunks=10, seed=2000, co
         dirs = simulate_realisations(sim, n_real, seed=seed, workers=workers,
                                      n_halos=stamps_per_realisation, config=config,
                                      until=until, max_chunks=limits, progress=progress,
-                                     chunks_per_call=max(1, 2 * int(workers)), report=report)
+                                     chunks_per_call=max(1, 2 * int(workers)), report=report,
+                                     chunk_config=chunk_config)
         done = sum(len(glob.glob(os.path.join(d, "detections_c*.fits"))) for d in dirs)
     if not dirs:
         raise ValueError(f"no finished chunk in {sim} to build a data set from")
     ebi, catalog, params, source = collect_simulation(
-        dirs, selection=selection, ebi_parameters=ebi_parameters, progress=progress)
+        dirs, selection=selection, ebi_parameters=ebi_parameters, progress=progress,
+        record=() if priors is None else priors.names)
+    if priors is not None:
+        # the draw of field k, or of stamp realisation k (k: the index of its directory)
+        catalog["sim_draw"] = np.asarray(
+            [int(os.path.basename(dirs[k]).split("_")[-1]) // int(chunks_per_draw)
+             for k in catalog["realisation"]], np.int32)
+        source += (f"; simulator priors {priors.meta.get('name', '')!r} drawn per "
+                   f"{'field' if mode == 'field' else 'realisation'} (columns sim_*, "
+                   f"{os.path.join(work_dir, 'prior_draws.json')})")
     source += (f"; {done} of {int(chunks)} planned chunks; work directory {work_dir}; "
                f"settings {json.dumps(settings, default=str, sort_keys=True)}")
     write_dataset(out_path, ebi, catalog, ebi_parameters=params, selection=selection,
