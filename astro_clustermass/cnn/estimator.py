@@ -33,8 +33,14 @@ from ..core import MassEstimator
 from ..utils.exceptions import EstimatorError, InputDataWarning
 from ..utils.optional import require
 from .dataset import Normalisation
-from .io import (MANIFEST, ManifestError, default_weights_dir, marginalised_weights_dir,
-                 member_draw_ids, read_manifest)
+from .io import (
+    MANIFEST,
+    ManifestError,
+    default_weights_dir,
+    marginalised_weights_dir,
+    member_draw_ids,
+    read_manifest,
+)
 
 __all__ = ["CNNEnsembleEstimator", "CNNMarginalisedEstimator", "EBIParameterMismatch",
            "EstimatorUnavailable", "compare_ebi_parameters", "marginalised_unavailable",

@@ -226,8 +226,9 @@ class SimulatorPriors:
                                  "(SimConfig field)")
             if not isinstance(fields[name].default, float) or isinstance(
                     fields[name].default, bool):
-                raise PriorError(f"{self.path}: {name!r} is a {type(fields[name].default).__name__} "
-                                 "SimConfig field; priors are for float fields")
+                kind = type(fields[name].default).__name__
+                raise PriorError(f"{self.path}: {name!r} is a {kind} SimConfig field; "
+                                 "priors are for float fields")
             value = getattr(config, name)
             if not math.isclose(value, prior.centre, rel_tol=1e-9, abs_tol=1e-12):
                 notes.append(f"{name}: the configuration's {value:g} is "
