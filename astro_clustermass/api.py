@@ -16,7 +16,7 @@ from .catalog import (
 )
 from .core import EstimatorError, MassEstimate, MassEstimator, write_mass_columns
 from .registry import default_registry
-from .utils.exceptions import AstroClusterMassUserWarning, PluginWarning
+from .utils.exceptions import AstroClusterMassUserWarning, EstimatorUnavailable, PluginWarning
 from .utils.logger import log
 
 __all__ = ["add_mass_columns", "get_estimator", "list_estimators", "estimate_masses",
@@ -152,7 +152,9 @@ def automatic_estimators(table, column_map=None, with_events=False):
     one that cannot be built, a `~astro_clustermass.utils.exceptions.PluginWarning`):
     one whose declared input columns ``table`` lacks; one that cannot be built; one
     that says it has nothing to work from (`MassEstimator.unavailable`: e.g. the CNN
-    ensemble without event files, images or an image column). An estimator whose
+    ensemble without event files, images or an image column; or a factory raising
+    `~astro_clustermass.utils.exceptions.EstimatorUnavailable`: e.g. an ensemble whose
+    weights are not shipped yet). An estimator whose
     factory takes ``events=`` is kept without that last question when ``with_events``.
 
     Parameters
@@ -198,6 +200,10 @@ def _automatic(table, column_map, with_events):
             out.append((name, None))
             continue
         built = _build(registry, name, None)
+        if isinstance(built, _Unbuilt) and isinstance(built.exc, EstimatorUnavailable):
+            skipped[name] = str(built.exc)
+            log.info(f"skipping estimator {name!r}: {skipped[name]}")
+            continue
         if isinstance(built, _Unbuilt):
             skipped[name] = (f"it could not be built: {type(built.exc).__name__}: "
                              f"{built.exc}")

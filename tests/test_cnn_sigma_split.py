@@ -49,7 +49,6 @@ from astro_clustermass.cnn.ensemble import combine  # noqa: E402
 from astro_clustermass.cnn.estimator import (  # noqa: E402
     CNNEnsembleEstimator,
     CNNMarginalisedEstimator,
-    EstimatorUnavailable,
     split_sigma,
 )
 from astro_clustermass.cnn.io import (  # noqa: E402
@@ -59,6 +58,7 @@ from astro_clustermass.cnn.io import (  # noqa: E402
     read_manifest,
     save_ensemble,
 )
+from astro_clustermass.utils.exceptions import EstimatorUnavailable  # noqa: E402
 
 
 def test_split_is_an_exact_decomposition_of_the_ensemble_sigma():

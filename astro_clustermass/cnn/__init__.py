@@ -88,7 +88,7 @@ def builtin_estimator_specs():
     The second is listed with ``UNAVAILABLE`` and the reason in its description while no
     calibration-marginalised weights are shipped; its factory is then
     `~astro_clustermass.cnn.estimator.marginalised_unavailable`, which raises
-    `~astro_clustermass.cnn.estimator.EstimatorUnavailable` unless ``weights=`` names an
+    `~astro_clustermass.utils.exceptions.EstimatorUnavailable` unless ``weights=`` names an
     ensemble trained on simulator-prior draws, and which takes no ``events=``/``images=``
     (so ``estimate --events/--images`` skip it with the reason).
     """

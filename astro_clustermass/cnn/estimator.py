@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from ..core import MassEstimator
-from ..utils.exceptions import EstimatorError, InputDataWarning
+from ..utils.exceptions import EstimatorUnavailable, InputDataWarning
 from ..utils.optional import require
 from .dataset import Normalisation
 from .io import (
@@ -43,8 +43,7 @@ from .io import (
 )
 
 __all__ = ["CNNEnsembleEstimator", "CNNMarginalisedEstimator", "EBIParameterMismatch",
-           "EstimatorUnavailable", "compare_ebi_parameters", "marginalised_unavailable",
-           "split_sigma"]
+           "compare_ebi_parameters", "marginalised_unavailable", "split_sigma"]
 
 
 #: Catalogue columns used as EBI cubes when no image source is given.
@@ -53,10 +52,6 @@ _IMAGE_COLUMNS = ("ebi", "EBI", "gsm_3dImgs")
 
 class EBIParameterMismatch(ValueError):
     """Input images were made with EBI parameters other than the ensemble's."""
-
-
-class EstimatorUnavailable(EstimatorError):
-    """A registered estimator whose weights are not shipped (yet)."""
 
 
 def split_sigma(mu, sigma, draw_ids):

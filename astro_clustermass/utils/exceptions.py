@@ -39,6 +39,7 @@ __all__ = [
     "OutOfRangeWarning",
     "PluginWarning",
     "EstimatorError",
+    "EstimatorUnavailable",
 ]
 
 
@@ -46,6 +47,14 @@ class EstimatorError(RuntimeError):
     """An estimator failed or returned something that violates the interface.
 
     Also importable as ``astro_clustermass.EstimatorError``.
+    """
+
+
+class EstimatorUnavailable(EstimatorError):
+    """A registered estimator that has nothing to run with yet (e.g. weights not shipped).
+
+    The automatic choice of estimators leaves such an estimator out with its reason in
+    the log, as it does one that lacks its inputs; naming it raises this error.
     """
 
 
