@@ -42,7 +42,8 @@ def test_shipped_priors_fit_the_simulator(priors):
 def test_prior_sigmas_of_the_issue_shifts(priors):
     sig = priors.n_sigma(DEFAULT_CONFIG.replace(hse_bias=0.8, rc_median=0.25))
     assert sig["hse_bias"] == pytest.approx((0.8 - 0.58) / 0.04)
-    assert sig["rc_median"] == pytest.approx(np.log10(0.25 / 0.15) / 0.10)
+    rc = priors.priors["rc_median"]
+    assert sig["rc_median"] == pytest.approx(np.log10(0.25 / rc.centre) / 0.10)
     assert all(v == 0 for k, v in sig.items() if k not in ("hse_bias", "rc_median"))
     assert priors.outside(DEFAULT_CONFIG.replace(hse_bias=0.8)) == {"hse_bias": 0.8}
     assert priors.outside(DEFAULT_CONFIG.replace(rc_median=0.25)) == {}

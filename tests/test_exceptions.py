@@ -31,7 +31,7 @@ def test_all_lists_every_class():
                if isinstance(obj, type) and issubclass(obj, (Warning, Exception))
                and obj.__module__ == exceptions.__name__}
     assert classes == set(exceptions.__all__)
-    assert set(exceptions.__all__) - set(WARNINGS) == {"EstimatorError"}
+    assert set(exceptions.__all__) - set(WARNINGS) == {"EstimatorError", "EstimatorUnavailable"}
     assert exceptions.EstimatorError is acm.EstimatorError
 
 
