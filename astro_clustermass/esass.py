@@ -450,7 +450,9 @@ def check_writable(path, overwrite=False, **kwargs):
 def write_table(table, path, overwrite=False, **kwargs):
     """Write ``table`` atomically: to a temporary file, then renamed over ``path``.
 
-    An interrupted or failed write never leaves a half-written ``path``.
+    An interrupted or failed write never leaves a half-written ``path``. FITS files are
+    written a slice of rows at a time (`~astro_clustermass.io.fits_stream`): the file
+    ``Table.write`` writes, without a few copies of the table in memory.
     """
     path = Path(path)
     fmt = kwargs.pop("format", None)
