@@ -38,7 +38,17 @@ Diagnostics behind "The simulated sky against the real eFEDS catalogue":
 8. ``extent``: the detection's EXT on synthetic isolated beta = 2/3 clusters (200 photons,
    core 15, 30, 50", flat eFEDS background; 8 patches each), with the neighbour-model
    threshold ``det_model_min_dlnl`` at 2 (before 2026-12-06) and 5, and for the isolated
-   fit alone.
+   fit alone;
+9. ``completeness DIR... [--zmax 0.2] [--ext-like 6]``: for the halos at z < zmax, the
+   completeness of the extended selection (a matched detection with EXT_LIKE > ext-like
+   and DET_LIKE > 5) and of any detection (DET_LIKE > 5) per bin of S500 (observed-frame
+   0.5-2 keV flux within R500: the truth's rest-frame FLUX times the K-correction of the
+   simulator's own thermal spectrum, `kcorrection`), with the completeness of the
+   angularly compact and extended halves (core radius) of each bin; per bin of M500c;
+   the flux and expected counts of 50 % completeness (a logistic fit in log S500), and
+   that flux moved to a shallower survey under the two limits (counts-limited: S x t_ratio,
+   background-limited: S x t_ratio^0.5), for comparison with Marini et al. (2024, A&A 689,
+   A7; eRASS:4 depth, ~600 s).
 
 Usage::
 
@@ -51,6 +61,7 @@ Usage::
     python benchmarks/realism_causes.py boxlike /work/sim_output/i21b/rc20ccB_3101
     python benchmarks/realism_causes.py variance
     python benchmarks/realism_causes.py extent
+    python benchmarks/realism_causes.py completeness /work/sim_output/i21b/f40_2101 ...
 """
 
 from __future__ import annotations
@@ -60,6 +71,8 @@ import argparse
 import numpy as np
 
 Z_BINS = ((0.0, 0.2), (0.2, 0.35), (0.35, 0.5), (0.5, 0.8), (0.8, 1.3))
+#: upper redshift of the "nearby" groups whose excess issue 21 traces (completeness)
+NEAR_Z = 0.15
 
 
 def rate_table():
@@ -81,6 +94,18 @@ def rate_table():
 
 def _v(tab, col):
     return np.asarray(getattr(tab[col], "value", tab[col]), float)
+
+
+def _selected_halos(truth, det, ext_like_min=6.0, det_like_min=5.0):
+    """Per halo of ``truth``: selected (a matched detection with EXT_LIKE > ext_like_min and
+    DET_LIKE > det_like_min), and detected (a matched detection with DET_LIKE > det_like_min)."""
+    from astro_clustermass.simulate import realism
+
+    ids, hid = np.asarray(det["HALO_ID"]), np.asarray(truth["HALO_ID"])
+    matched = np.asarray(det["MATCHED"], bool)
+    sel = matched & realism.selected(det, ext_like_min, det_like_min)
+    found = matched & (_v(det, "DET_LIKE") > det_like_min)
+    return np.isin(hid, ids[sel]), np.isin(hid, ids[found])
 
 
 def fields(dirs):
@@ -141,7 +166,7 @@ def fields(dirs):
 
 
 def chiu(dirs):
-    from astro_clustermass.simulate import read_realisation, realism
+    from astro_clustermass.simulate import read_realisation
     from astro_clustermass.simulate.config import SimConfig
 
     zb = np.array([0.0, 0.2, 0.35, 0.5, 0.8, 1.3])
@@ -153,8 +178,7 @@ def chiu(dirs):
         t, det = r.truth, r.detections
         config = SimConfig.from_dict(r.manifest.get("config"))
         area += float(r.manifest["area_deg2"])
-        sel = realism.selected(det) & np.asarray(det["MATCHED"], bool)
-        s = np.isin(np.asarray(t["HALO_ID"]), np.asarray(det["HALO_ID"])[sel])
+        s = _selected_halos(t, det)[0]
         m, z, lx, cnt, dl = (_v(t, c) for c in ("M500c", "z", "LX", "counts_exp", "dlogLX"))
         ez = config.cosmology.efunc(z) / config.cosmology.efunc(0.35)
         lnr = np.log((1 + z) / 1.35)
@@ -242,10 +266,9 @@ def lumfun(dirs, liu_path):
         r = read_realisation(d)
         t, det = r.truth, r.detections
         area += float(r.manifest["area_deg2"])
-        sel = realism.selected(det) & np.asarray(det["MATCHED"], bool)
         sz.append(_v(t, "z"))
         sl.append(_v(t, "LX") * 10 ** -0.03)
-        ssel.append(np.isin(np.asarray(t["HALO_ID"]), np.asarray(det["HALO_ID"])[sel]))
+        ssel.append(_selected_halos(t, det)[0])
     sz, sl, ssel = (np.concatenate(x) for x in (sz, sl, ssel))
     cuts = (1e42, 3e42, 1e43, 3e43, 1e44)
     print(f"N(> L_X) per deg^2, L_X in erg/s {cuts}: real secure (Liu et al. L_500kpc, "
@@ -354,12 +377,149 @@ def extent(seed=5, n_patch=8):
         print(f"median EXT of isolated clusters, {label}: " + ", ".join(out))
 
 
+def kcorrection(kT, z, config):
+    """Observed-frame over rest-frame 0.5-2 keV energy flux of the simulator's thermal
+    spectrum (continuum + Fe-L line, `astro_clustermass.simulate.spectra`; unabsorbed).
+
+    Parameters
+    ----------
+    kT, z : array
+        Temperatures [keV] and redshifts.
+    config : SimConfig
+        For the Fe-L line share.
+
+    Returns
+    -------
+    array
+        K = L(0.5 (1+z) - 2 (1+z) keV) / L(0.5-2 keV), both rest frame.
+    """
+    from astro_clustermass.simulate import spectra
+    from astro_clustermass.xray import spectra as xspec
+
+    def band(kt, lo, hi):
+        e = np.linspace(lo, hi, 1501)
+        lf = float(spectra.line_fraction(kt, config))
+        return np.trapezoid(e * xspec.thermal_photon_spectrum(e, kt, lf), e)
+
+    kT, z = np.broadcast_arrays(np.asarray(kT, float), np.asarray(z, float))
+    return np.array([band(t, 0.5 * (1 + zz), 2.0 * (1 + zz)) / band(t, 0.5, 2.0)
+                     for t, zz in zip(kT.ravel(), z.ravel())]).reshape(kT.shape)
+
+
+def fifty_percent(x, flag):
+    """Where a logistic ``1 / (1 + exp(-(x - x50) / w))`` fitted (unbinned maximum
+    likelihood) to the 0/1 ``flag`` against ``x`` crosses 50 %: (x50, w)."""
+    from scipy.optimize import minimize
+
+    x, flag = np.asarray(x, float), np.asarray(flag, bool)
+
+    def nll(p):
+        q = np.clip(1 / (1 + np.exp(-(x - p[0]) / abs(p[1]))), 1e-9, 1 - 1e-9)
+        return -np.sum(np.where(flag, np.log(q), np.log(1 - q)))
+
+    res = minimize(nll, [np.median(x), 0.2], method="Nelder-Mead")
+    return float(res.x[0]), float(abs(res.x[1]))
+
+
+def completeness_rows(x, edges, flags):
+    """Per bin [edges[i], edges[i+1]) of ``x``: the number of halos and, per boolean array
+    in ``flags``, how many of them it marks (a list of (lo, hi, n, [k, ...]))."""
+    x = np.asarray(x, float)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        b = (x >= lo) & (x < hi)
+        out.append((lo, hi, int(b.sum()), [int(np.sum(f[b])) for f in flags]))
+    return out
+
+
+def completeness(dirs, zmax=0.2, ext_like_min=6.0):
+    from astro_clustermass.simulate import read_realisation, realism
+    from astro_clustermass.simulate.config import SimConfig
+
+    cols = ("z", "M500c", "T", "FLUX", "counts_exp", "EXPOSURE", "rc", "R500c_arcmin", "CR_true")
+    h = {c: [] for c in cols + ("sel", "det")}
+    area, ml_exp, near_rate = 0.0, [], []
+    for d in dirs:
+        r = read_realisation(d)
+        t, det = r.truth, r.detections
+        config = SimConfig.from_dict(r.manifest.get("config"))
+        area += float(r.manifest["area_deg2"])
+        near = _v(t, "z") < zmax
+        sel, found = _selected_halos(t, det, ext_like_min)
+        for c in cols:
+            h[c].append(_v(t, c)[near])
+        h["sel"].append(sel[near])
+        h["det"].append(found[near])
+        ml_exp.append(_v(det, "ML_EXP")[np.asarray(det["MATCHED"], bool)])
+        k = realism.selected(det) & np.asarray(det["MATCHED"], bool) & (_v(det, "z") < NEAR_Z)
+        near_rate.append(_v(det, "ML_RATE")[k])
+    h = {c: np.concatenate(v) for c, v in h.items()}
+    kc = kcorrection(h["T"], h["z"], config)
+    s500 = h["FLUX"] * kc
+    rc = h["rc"] * h["R500c_arcmin"] * 60.0               # non-cool-core core radius [arcsec]
+    t_unvig, t_vig = np.median(h["EXPOSURE"]), np.median(np.concatenate(ml_exp))
+    print(f"{len(dirs)} field(s), {area:.0f} deg^2: {h['z'].size} halos (M500c >= 1e13 Msun) "
+          f"at z < {zmax}; extended = matched detection with EXT_LIKE > {ext_like_min:g} & "
+          f"DET_LIKE > 5, detected = matched with DET_LIKE > 5")
+    print(f"S500 = FLUX (rest 0.5-2 keV, < R500) x K, K = observed/rest 0.5-2 keV flux of the "
+          f"simulator's spectrum: median {np.median(kc):.3f} (5-95 %: "
+          f"{np.percentile(kc, 5):.3f}-{np.percentile(kc, 95):.3f})")
+    print(f"depth: median exposure at the halos {t_unvig:.0f} s unvignetted, median ML_EXP of "
+          f"the matched detections {t_vig:.0f} s (vignetted)")
+    fb = np.arange(-14.5, -11.49, 0.25)
+    print("log S500 [erg/s/cm^2]   N   extended        detected        extended: compact / "
+          "wide half (core radius)   median counts_exp")
+    for lo, hi, n, (ks, kd) in completeness_rows(np.log10(s500), fb, (h["sel"], h["det"])):
+        if n == 0:
+            continue
+        b = (np.log10(s500) >= lo) & (np.log10(s500) < hi)
+        small = b & (rc <= np.median(rc[b]))
+        wide = b & ~small
+        print(f"  {lo:6.2f} - {hi:6.2f} {n:4d}  {ks:3d} ({ks / n:4.2f})  {kd:3d} ({kd / n:4.2f})"
+              f"   {h['sel'][small].mean():4.2f} ({np.median(rc[small]):4.0f}\") / "
+              f"{h['sel'][wide].mean() if wide.any() else np.nan:4.2f} "
+              f"({np.median(rc[wide]) if wide.any() else np.nan:4.0f}\")"
+              f"   {np.median(h['counts_exp'][b]):7.1f}")
+    mb = (13.0, 13.25, 13.5, 13.75, 13.85, 14.0, 14.5, 16.0)
+    print("log M500c [Msun]       N   extended        detected   (M200c = 1e14 Msun is about "
+          "M500c = 10^13.85)")
+    for lo, hi, n, (ks, kd) in completeness_rows(np.log10(h["M500c"]), mb,
+                                                 (h["sel"], h["det"])):
+        if n:
+            print(f"  {lo:5.2f} - {hi:5.2f}    {n:4d}  {ks:3d} ({ks / n:4.2f})  "
+                  f"{kd:3d} ({kd / n:4.2f})")
+    ls50, w = fifty_percent(np.log10(s500), h["sel"])
+    lc50, wc = fifty_percent(np.log10(h["counts_exp"]), h["sel"])
+    print(f"50 % completeness (extended): S500 = {10 ** ls50:.2e} erg/s/cm^2 (logistic width "
+          f"{w:.2f} dex), expected counts {10 ** lc50:.0f} (width {wc:.2f} dex)")
+    for label, t in (("unvignetted", t_unvig), ("vignetted", t_vig)):
+        r = t / 600.0
+        print(f"  if 600 s is the {label} exposure: t ratio {r:.2f}; the same 50 % point at "
+              f"600 s: S500 = {10 ** ls50 * r ** 0.5:.2e} (background-limited) to "
+              f"{10 ** ls50 * r:.2e} (counts-limited) erg/s/cm^2")
+    real = realism.read_efeds_clusters()
+    near = ~np.asarray(real["NOT_CLUSTER"], bool) & (_v(real, "z") < NEAR_Z)
+    rr, sr = _v(real, "ML_RATE")[near], np.concatenate(near_rate)
+    k = h["z"] < NEAR_Z
+    print(f"z < {NEAR_Z}, selected clusters per deg^2 above ML_RATE [ct/s]: real eFEDS (secure) / "
+          "simulated = ratio; simulated extended completeness of the halos above the same "
+          "true rate (CR_true)")
+    for c in (0.02, 0.06, 0.1, 0.2, 0.5):
+        a, b = np.sum(rr > c) / 140.0, np.sum(sr > c) / area
+        above = k & (h["CR_true"] > c)
+        print(f"  > {c:4.2f}: {a:.3f} / {b:.3f} = {a / b:4.2f}; completeness "
+              f"{h['sel'][above].mean():4.2f} of {above.sum()}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("rate", "fields", "chiu", "nearby", "lumfun", "boxlike",
-                                    "variance", "extent"))
+                                    "variance", "extent", "completeness"))
     p.add_argument("--liu", help="Liu et al. (2022) table (lumfun)")
     p.add_argument("--thresholds", default="5,6,7,8", help="BOX_LIKE thresholds (boxlike)")
+    p.add_argument("--zmax", type=float, default=0.2, help="halos below this z (completeness)")
+    p.add_argument("--ext-like", type=float, default=6.0,
+                   help="EXT_LIKE threshold of the extended selection (completeness)")
     p.add_argument("dirs", nargs="*")
     a = p.parse_args(argv)
     if a.what == "rate":
@@ -376,6 +536,8 @@ def main(argv=None):
         boxlike(a.dirs, [float(t) for t in a.thresholds.split(",")])
     elif a.what == "variance":
         variance()
+    elif a.what == "completeness":
+        completeness(a.dirs, a.zmax, a.ext_like)
     else:
         extent()
 
