@@ -437,8 +437,8 @@ def band_energy(kT, lo, hi, config):
     return np.trapezoid(e * xspec.thermal_photon_spectrum(e, kT, lf), e)
 
 
-#: published L_X-M read from abstracts only (docs/validation.rst, "group luminosities
-#: against selection-independent measurements"); what the text read did not state is an
+#: published L_X-M read from abstracts only (docs/validation.rst, "Group luminosities
+#: against stacked, optically selected measurements"); what the text read did not state is an
 #: assumption named in ``grouplx``'s output
 GROUP_LX = {
     "zhang24": dict(slope=1.35, icpt=23.8, point=(13.7, 9.2e41)),   # log L = a log M500c + b
