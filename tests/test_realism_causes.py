@@ -55,3 +55,25 @@ def test_completeness_rows_bins_and_counts():
     a = np.array([True, True, False, False, True])
     rows = rc.completeness_rows(x, np.array([0.0, 1.0, 2.0, 3.0]), (a, ~a))
     assert [(n, k) for _, _, n, k in rows] == [(1, [1, 0]), (2, [1, 1]), (1, [0, 1])]
+
+
+def test_reweighted_selection_unchanged_counts_give_the_selected_number():
+    rc = _module()
+    rng = np.random.default_rng(5)
+    z = rng.uniform(0.0, 1.0, 4000)
+    counts = 10 ** rng.uniform(0.5, 3.5, z.size)
+    sel = rng.random(z.size) < counts / (counts + 100.0)
+    zb = np.array([0.0, 0.2, 0.5, 1.0])
+    before, same = rc.reweighted_selection(sel, z, counts, counts, zb)
+    assert np.allclose(before, same) and before.sum() == sel.sum()
+    # ten times fewer counts: fewer selected in every redshift bin
+    _, fewer = rc.reweighted_selection(sel, z, counts, counts / 10, zb)
+    assert np.all(fewer < 0.8 * before)
+
+
+def test_band_energy_ratio_of_the_thermal_spectrum():
+    rc = _module()
+    c = SimConfig()
+    r = [rc.band_energy(t, 0.5, 2.0, c) / rc.band_energy(t, 0.1, 2.4, c) for t in (0.7, 3.0)]
+    # 0.5-2 keV is inside 0.1-2.4 keV; a hotter (flatter) spectrum puts more of it there
+    assert 0.3 < r[0] < r[1] < 0.75
