@@ -15,6 +15,7 @@ from .catalog import (
     find_column,
 )
 from .core import EstimatorError, MassEstimate, MassEstimator, write_mass_columns
+from .guard import from_ctrl_c, watching_ctrl_c
 from .registry import default_registry
 from .utils.exceptions import AstroClusterMassUserWarning, EstimatorUnavailable, PluginWarning
 from .utils.logger import log
@@ -62,9 +63,9 @@ def _build(registry, name, events):
             reading = False
             return registry.get(name, events=photons)
         return registry.get(name)
-    except KeyboardInterrupt:
-        raise
     except BaseException as exc:  # noqa: BLE001 - sys.exit in a factory included
+        if from_ctrl_c(exc):
+            raise  # the user stops the session
         unbuilt = _Unbuilt(name, exc)
         unbuilt.reads_events = reading
         return unbuilt
@@ -307,34 +308,38 @@ def estimate_masses(table, estimators=None, column_map=None, on_error="mask", ev
         Estimator name -> `MassEstimate`.
     """
     timeout = _check_call(table, on_error, timeout)
-    chosen_here = estimators is None
-    resolved = resolve_estimators(estimators, table, column_map, events)
-    for estimator in resolved:
-        check_estimator_name(estimator.name)
-    results = {}
-    for estimator in resolved:
-        try:
-            result = _run_one(estimator, table, column_map, timeout)
-        except ColumnUnitError:
-            raise  # the caller's input is at fault: say so, always
-        except MissingColumnError as exc:
-            # A column the caller's estimator needs is missing: the caller's error. An
-            # estimator chosen here because its declared inputs are present but that
-            # reads another column fails alone.
-            if not chosen_here:
-                raise
-            result = _failed(estimator, table, exc, on_error)
-        except KeyboardInterrupt:
-            raise  # the user stops the session
-        except Warning:
-            raise  # a warning the caller's filters turned into an error: theirs to see
-        # Anything else (a TypeError included: the table's type was checked above;
-        # sys.exit inside the estimator too) is the estimator's failure, masked or
-        # raised with the estimator's name.
-        except BaseException as exc:  # noqa: BLE001
-            result = _failed(estimator, table, exc, on_error)
-        results[estimator.name] = result
-    return results
+    with watching_ctrl_c():
+        chosen_here = estimators is None
+        resolved = resolve_estimators(estimators, table, column_map, events)
+        for estimator in resolved:
+            check_estimator_name(estimator.name)
+        return {estimator.name: _run_checked(estimator, table, column_map, timeout,
+                                             on_error, chosen_here)
+                for estimator in resolved}
+
+
+def _run_checked(estimator, table, column_map, timeout, on_error, chosen_here):
+    """`_run_one`, its failure masked (or raised) unless the caller is at fault."""
+    try:
+        return _run_one(estimator, table, column_map, timeout)
+    except ColumnUnitError:
+        raise  # the caller's input is at fault: say so, always
+    except MissingColumnError as exc:
+        # A column the caller's estimator needs is missing: the caller's error. An
+        # estimator chosen here because its declared inputs are present but that
+        # reads another column fails alone.
+        if not chosen_here:
+            raise
+        return _failed(estimator, table, exc, on_error)
+    except Warning:
+        raise  # a warning the caller's filters turned into an error: theirs to see
+    # Anything else (a TypeError included: the table's type was checked above;
+    # sys.exit, or a KeyboardInterrupt the estimator raised itself) is the estimator's
+    # failure, masked or raised with the estimator's name. Ctrl-C stops the session.
+    except BaseException as exc:  # noqa: BLE001
+        if from_ctrl_c(exc):
+            raise
+        return _failed(estimator, table, exc, on_error)
 
 
 def _failed(estimator, table, exc, on_error):

@@ -359,24 +359,25 @@ class MassEstimator(abc.ABC):
                 f"log10_mass_err, valid, reason), got {type(result).__name__}"
             )
         mu, sig, valid, reason = (np.asarray(a) for a in result)
-        for label, arr in (("log10_mass", mu), ("log10_mass_err", sig),
-                           ("valid", valid), ("reason", reason)):
-            if arr.shape != (len(view),):
+        del result
+        for label, shape in (("log10_mass", mu.shape), ("log10_mass_err", sig.shape),
+                             ("valid", valid.shape), ("reason", reason.shape)):
+            if shape != (len(view),):
                 raise EstimatorError(
-                    f"estimator {self.name!r} returned {label} of shape {arr.shape} for a "
+                    f"estimator {self.name!r} returned {label} of shape {shape} for a "
                     f"catalogue of {len(view)} rows"
                 )
         valid = valid.astype(bool) & view.row_valid
+        bad = np.flatnonzero(~view.row_valid)
+        input_reasons = view.row_reason[bad]
+        del view  # and its per-row reasons (100 MB for 1e6 rows) before the copy below
         # One private copy of the reasons, with the rows' input reasons merged in, handed
         # to MassEstimate as it is (a 1e6-row str array is hundreds of MB: no second copy).
         width = max(reason.dtype.itemsize // 4 if reason.dtype.kind == "U" else 1,
-                    view.row_reason.dtype.itemsize // 4, 1)
+                    input_reasons.dtype.itemsize // 4, 1)
         reason = reason.astype(f"<U{width}") if reason.size else reason.astype(str)
-        bad = ~view.row_valid
-        if bad.any():
-            reason[bad] = view.row_reason[bad]
+        reason[bad] = input_reasons
         reason.setflags(write=False)
-        del result
         return MassEstimate(self.name, mu, sig, valid, reason, meta=self.provenance())
 
     def provenance(self) -> dict:

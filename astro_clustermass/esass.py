@@ -31,6 +31,7 @@ from astropy.io import fits
 from astropy.table import Column, MaskedColumn, QTable, Table
 
 from .io.atomic import atomic_path
+from .io.fits_stream import write_fits_table
 from .utils.exceptions import InputDataWarning
 from .utils.logger import log
 
@@ -449,7 +450,9 @@ def check_writable(path, overwrite=False, **kwargs):
 def write_table(table, path, overwrite=False, **kwargs):
     """Write ``table`` atomically: to a temporary file, then renamed over ``path``.
 
-    An interrupted or failed write never leaves a half-written ``path``.
+    An interrupted or failed write never leaves a half-written ``path``. FITS files are
+    written a slice of rows at a time (`~astro_clustermass.io.fits_stream`): the file
+    ``Table.write`` writes, without a few copies of the table in memory.
     """
     path = Path(path)
     fmt = kwargs.pop("format", None)
@@ -463,5 +466,8 @@ def write_table(table, path, overwrite=False, **kwargs):
         with warnings.catch_warnings():
             # 'dex' is not a FITS unit: it is written as text and read back by us.
             warnings.filterwarnings("ignore", message=".*could not be saved in native FITS")
-            table.write(tmp, overwrite=True, format=fmt, **kwargs)
+            if fmt in (None, "fits") and _is_fits(path):  # in slices of rows (memory)
+                write_fits_table(table, tmp, **kwargs)
+            else:
+                table.write(tmp, overwrite=True, format=fmt, **kwargs)
     return path

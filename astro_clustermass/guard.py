@@ -4,23 +4,31 @@ A plugin that hangs, or kills its process, costs masked rows with a reason inste
 hung or crashed session. `astro_clustermass.estimate_masses` and
 `astro_clustermass.add_mass_columns` use it when given ``timeout=``; so does every tile
 of `astro_clustermass.parallel.estimate_catalog`.
+
+Plugin code that runs in this process is contained too: imports and hooks in a helper
+thread (`contained_call`), and a `KeyboardInterrupt` that an estimator raises itself is
+its failure, while the user's Ctrl-C stops the session (`watching_ctrl_c`,
+`from_ctrl_c`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import traceback
 import warnings
+from contextlib import contextmanager
 
 from astropy import config as _config
 
 from .utils.exceptions import AstroClusterMassUserWarning, EstimatorError
 from .utils.logger import log
 
-__all__ = ["EstimatorTimeout", "guarded_estimate", "contained_call", "plugin_import_timeout"]
+__all__ = ["EstimatorTimeout", "guarded_estimate", "contained_call", "plugin_import_timeout",
+           "watching_ctrl_c", "from_ctrl_c"]
 
 
 class EstimatorTimeout(EstimatorError):
@@ -195,3 +203,70 @@ def contained_call(fn, what, timeout=None):
         raise EstimatorError(f"{what} raised {type(exc).__name__}"
                              + (f"({exc})" if str(exc) else "")) from None
     return box.get("value")
+
+
+# -- Ctrl-C or a plugin's own KeyboardInterrupt -----------------------------------------
+_ctrl_c = {"depth": 0, "seen": False, "known": False}
+
+
+def _note_sigint(previous):
+    def handler(signum, frame):
+        _ctrl_c["seen"] = True
+        previous(signum, frame)  # Python's own handler raises KeyboardInterrupt
+    return handler
+
+
+@contextmanager
+def watching_ctrl_c():
+    """While inside (in the main thread), remember whether SIGINT arrived.
+
+    Python turns Ctrl-C (SIGINT) into a `KeyboardInterrupt` in the main thread by calling
+    its SIGINT handler; inside, that handler first records that the signal came, then
+    does what it did before. `from_ctrl_c` then tells a real Ctrl-C from a
+    `KeyboardInterrupt` that code raised itself. Nested uses share one record.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # no KeyboardInterrupt in this thread is a Ctrl-C (see from_ctrl_c)
+        return
+    if _ctrl_c["depth"]:  # nested: the outer one watches
+        _ctrl_c["depth"] += 1
+        try:
+            yield
+        finally:
+            _ctrl_c["depth"] -= 1
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    installed = False
+    if callable(previous):
+        try:
+            signal.signal(signal.SIGINT, _note_sigint(previous))
+            installed = True
+        except (ValueError, OSError):  # pragma: no cover - embedded interpreters
+            pass
+    # SIG_IGN or SIG_DFL: Ctrl-C never raises KeyboardInterrupt here (ignored, or the
+    # process dies). None (not installed from Python) or a failure: cannot tell.
+    _ctrl_c.update(depth=1, seen=False,
+                   known=installed or previous in (signal.SIG_IGN, signal.SIG_DFL))
+    try:
+        yield
+    finally:
+        _ctrl_c["depth"] = 0
+        if installed:
+            signal.signal(signal.SIGINT, previous)
+
+
+def from_ctrl_c(exc):
+    """Whether the `KeyboardInterrupt` ``exc`` may be the user's Ctrl-C (stop the run) and
+    not one that an estimator raised itself (its failure).
+
+    True unless it is certain that no SIGINT came: in a thread other than the main
+    thread (Python raises Ctrl-C's `KeyboardInterrupt` only in the main thread), or in
+    the main thread inside `watching_ctrl_c` when no SIGINT arrived there.
+    """
+    if not isinstance(exc, KeyboardInterrupt):
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if not _ctrl_c["depth"] or not _ctrl_c["known"]:
+        return True
+    return _ctrl_c["seen"]

@@ -38,7 +38,23 @@ Diagnostics behind "The simulated sky against the real eFEDS catalogue":
 8. ``extent``: the detection's EXT on synthetic isolated beta = 2/3 clusters (200 photons,
    core 15, 30, 50", flat eFEDS background; 8 patches each), with the neighbour-model
    threshold ``det_model_min_dlnl`` at 2 (before 2026-12-06) and 5, and for the isolated
-   fit alone.
+   fit alone;
+9. ``completeness DIR... [--zmax 0.2] [--ext-like 6]``: for the halos at z < zmax, the
+   completeness of the extended selection (a matched detection with EXT_LIKE > ext-like
+   and DET_LIKE > 5) and of any detection (DET_LIKE > 5) per bin of S500 (observed-frame
+   0.5-2 keV flux within R500: the truth's rest-frame FLUX times the K-correction of the
+   simulator's own thermal spectrum, `kcorrection`), with the completeness of the
+   angularly compact and extended halves (core radius) of each bin; per bin of M500c;
+   the flux and expected counts of 50 % completeness (a logistic fit in log S500), and
+   that flux moved to a shallower survey under the two limits (counts-limited: S x t_ratio,
+   background-limited: S x t_ratio^0.5), for comparison with Marini et al. (2024, A&A 689,
+   A7; eRASS:4 depth, ~600 s);
+10. ``grouplx [DIR...]``: the simulator's mean L_X(0.5-2 keV, < R500c) at M500c =
+    10^13.3-14.5, z = 0.1, against published L_X-M from stacks of optically selected
+    groups and galaxies (read from abstracts; the assumptions are named in the output),
+    with the band ratio of its own spectrum and colossus mass conversions; with field
+    directories, the selected clusters per deg^2 and redshift bin if the halos had Zhang
+    et al.'s (2024) relation (the ``chiu`` estimate, `reselect`).
 
 Usage::
 
@@ -51,6 +67,8 @@ Usage::
     python benchmarks/realism_causes.py boxlike /work/sim_output/i21b/rc20ccB_3101
     python benchmarks/realism_causes.py variance
     python benchmarks/realism_causes.py extent
+    python benchmarks/realism_causes.py completeness /work/sim_output/i21b/f40_2101 ...
+    python benchmarks/realism_causes.py grouplx /work/sim_output/i21b/f40_2101 ...
 """
 
 from __future__ import annotations
@@ -60,6 +78,8 @@ import argparse
 import numpy as np
 
 Z_BINS = ((0.0, 0.2), (0.2, 0.35), (0.35, 0.5), (0.5, 0.8), (0.8, 1.3))
+#: upper redshift of the "nearby" groups whose excess issue 21 traces (completeness)
+NEAR_Z = 0.15
 
 
 def rate_table():
@@ -81,6 +101,18 @@ def rate_table():
 
 def _v(tab, col):
     return np.asarray(getattr(tab[col], "value", tab[col]), float)
+
+
+def _selected_halos(truth, det, ext_like_min=6.0, det_like_min=5.0):
+    """Per halo of ``truth``: selected (a matched detection with EXT_LIKE > ext_like_min and
+    DET_LIKE > det_like_min), and detected (a matched detection with DET_LIKE > det_like_min)."""
+    from astro_clustermass.simulate import realism
+
+    ids, hid = np.asarray(det["HALO_ID"]), np.asarray(truth["HALO_ID"])
+    matched = np.asarray(det["MATCHED"], bool)
+    sel = matched & realism.selected(det, ext_like_min, det_like_min)
+    found = matched & (_v(det, "DET_LIKE") > det_like_min)
+    return np.isin(hid, ids[sel]), np.isin(hid, ids[found])
 
 
 def fields(dirs):
@@ -140,40 +172,58 @@ def fields(dirs):
         for lo, hi in Z_BINS))
 
 
-def chiu(dirs):
-    from astro_clustermass.simulate import read_realisation, realism
+def reselect(dirs, lx_ratio, zb=(0.0, 0.2, 0.35, 0.5, 0.8, 1.3)):
+    """Selected clusters per deg^2 and redshift bin, as simulated and if each halo's L_X were
+    multiplied by ``lx_ratio(truth, config)``: the simulation's own probability of selection
+    per expected counts (30 log bins) and redshift bin, applied to the scaled expected
+    counts (an estimate that ignores the change of the extents). Returns (zb, before, after)."""
+    from astro_clustermass.simulate import read_realisation
     from astro_clustermass.simulate.config import SimConfig
 
-    zb = np.array([0.0, 0.2, 0.35, 0.5, 0.8, 1.3])
-    cb = np.geomspace(1, 1e4, 30)
-    rows = []
-    area = 0.0
+    zb = np.asarray(zb)
+    rows, area = [], 0.0
     for d in dirs:
         r = read_realisation(d)
         t, det = r.truth, r.detections
         config = SimConfig.from_dict(r.manifest.get("config"))
         area += float(r.manifest["area_deg2"])
-        sel = realism.selected(det) & np.asarray(det["MATCHED"], bool)
-        s = np.isin(np.asarray(t["HALO_ID"]), np.asarray(det["HALO_ID"])[sel])
-        m, z, lx, cnt, dl = (_v(t, c) for c in ("M500c", "z", "LX", "counts_exp", "dlogLX"))
-        ez = config.cosmology.efunc(z) / config.cosmology.efunc(0.35)
-        lnr = np.log((1 + z) / 1.35)
-        l_chiu = 3.36e43 * (m / 2e14) ** (1.44 - 0.07 * lnr) * ez ** 2 * np.exp(-0.51 * lnr)
-        rows.append((s, z, cnt, cnt * l_chiu * 10 ** dl / lx))
-    s, z, cnt, cnt_c = (np.concatenate([r[k] for r in rows]) for k in range(4))
+        cnt = _v(t, "counts_exp")
+        rows.append((_selected_halos(t, det)[0], _v(t, "z"), cnt, cnt * lx_ratio(t, config)))
+    s, z, cnt, cnt2 = (np.concatenate([r[k] for r in rows]) for k in range(4))
+    before, after = reweighted_selection(s, z, cnt, cnt2, zb)
+    return zb, before / area, after / area
+
+
+def reweighted_selection(sel, z, counts, counts_new, zb, cb=np.geomspace(1, 1e4, 30)):
+    """Per redshift bin ``zb``: the number of selected halos, and the expected number if the
+    expected counts became ``counts_new``, each halo counting with the selected fraction of
+    its (counts bin ``cb``, redshift bin) cell."""
     iz = np.digitize(z, zb)
-    ic, ic2 = (np.clip(np.digitize(c, cb), 0, len(cb)) for c in (cnt, cnt_c))
+    ic, ic2 = (np.clip(np.digitize(c, cb), 0, len(cb)) for c in (counts, counts_new))
     prob = np.zeros((len(cb) + 1, len(zb) + 1))
     for a in range(len(cb) + 1):
         for b in range(len(zb) + 1):
             k = (ic == a) & (iz == b)
             if k.any():
-                prob[a, b] = s[k].mean()
+                prob[a, b] = sel[k].mean()
+    p_new = prob[ic2, iz]
+    return (np.array([sel[iz == b].sum() for b in range(1, len(zb))], float),
+            np.array([p_new[iz == b].sum() for b in range(1, len(zb))]))
+
+
+def _chiu_ratio(t, config):
+    m, z, lx, dl = (_v(t, c) for c in ("M500c", "z", "LX", "dlogLX"))
+    ez = config.cosmology.efunc(z) / config.cosmology.efunc(0.35)
+    lnr = np.log((1 + z) / 1.35)
+    l_chiu = 3.36e43 * (m / 2e14) ** (1.44 - 0.07 * lnr) * ez ** 2 * np.exp(-0.51 * lnr)
+    return l_chiu * 10 ** dl / lx
+
+
+def chiu(dirs):
+    zb, before, after = reselect(dirs, _chiu_ratio)
     print("selected clusters per deg^2: simulated / with Chiu et al.'s L_X (estimate)")
     for b in range(1, len(zb)):
-        k = iz == b
-        print(f"  z {zb[b - 1]:.2f}-{zb[b]:.2f}: {s[k].sum() / area:.2f} / "
-              f"{prob[ic2, iz][k].sum() / area:.2f}")
+        print(f"  z {zb[b - 1]:.2f}-{zb[b]:.2f}: {before[b - 1]:.2f} / {after[b - 1]:.2f}")
 
 
 def nearby(dirs):
@@ -242,10 +292,9 @@ def lumfun(dirs, liu_path):
         r = read_realisation(d)
         t, det = r.truth, r.detections
         area += float(r.manifest["area_deg2"])
-        sel = realism.selected(det) & np.asarray(det["MATCHED"], bool)
         sz.append(_v(t, "z"))
         sl.append(_v(t, "LX") * 10 ** -0.03)
-        ssel.append(np.isin(np.asarray(t["HALO_ID"]), np.asarray(det["HALO_ID"])[sel]))
+        ssel.append(_selected_halos(t, det)[0])
     sz, sl, ssel = (np.concatenate(x) for x in (sz, sl, ssel))
     cuts = (1e42, 3e42, 1e43, 3e43, 1e44)
     print(f"N(> L_X) per deg^2, L_X in erg/s {cuts}: real secure (Liu et al. L_500kpc, "
@@ -354,12 +403,258 @@ def extent(seed=5, n_patch=8):
         print(f"median EXT of isolated clusters, {label}: " + ", ".join(out))
 
 
+def kcorrection(kT, z, config):
+    """Observed-frame over rest-frame 0.5-2 keV energy flux of the simulator's thermal
+    spectrum (continuum + Fe-L line, `astro_clustermass.simulate.spectra`; unabsorbed).
+
+    Parameters
+    ----------
+    kT, z : array
+        Temperatures [keV] and redshifts.
+    config : SimConfig
+        For the Fe-L line share.
+
+    Returns
+    -------
+    array
+        K = L(0.5 (1+z) - 2 (1+z) keV) / L(0.5-2 keV), both rest frame.
+    """
+    kT, z = np.broadcast_arrays(np.asarray(kT, float), np.asarray(z, float))
+    return np.array([band_energy(t, 0.5 * (1 + zz), 2.0 * (1 + zz), config)
+                     / band_energy(t, 0.5, 2.0, config)
+                     for t, zz in zip(kT.ravel(), z.ravel())]).reshape(kT.shape)
+
+
+def band_energy(kT, lo, hi, config):
+    """Rest-frame energy emitted between ``lo`` and ``hi`` [keV] by the simulator's thermal
+    spectrum of temperature ``kT`` [keV] (continuum + Fe-L line, unabsorbed; arbitrary
+    normalisation: only ratios are meaningful)."""
+    from astro_clustermass.simulate import spectra
+    from astro_clustermass.xray import spectra as xspec
+
+    e = np.linspace(lo, hi, 1501)
+    lf = float(spectra.line_fraction(kT, config))
+    return np.trapezoid(e * xspec.thermal_photon_spectrum(e, kT, lf), e)
+
+
+#: published L_X-M read from abstracts only (docs/validation.rst, "Group luminosities
+#: against stacked, optically selected measurements"); what the text read did not state is an
+#: assumption named in ``grouplx``'s output
+GROUP_LX = {
+    "zhang24": dict(slope=1.35, icpt=23.8, point=(13.7, 9.2e41)),   # log L = a log M500c + b
+    "zheng23": ((28.46, 1.024), (26.73, 1.140)),                    # L = 10^b M_h^a, 0.1-2.4 keV
+    "rykoff08": dict(norm=12.6e42, piv=1e14, slope=1.65),           # h^-2 erg/s, h^-1 Msun
+}
+
+
+def grouplx(dirs=(), z=0.1, logms=(13.3, 13.5, 13.7, 14.0, 14.5)):
+    """The simulator's L_X(0.5-2 keV, < R500c) against the published stacked (selection-
+    independent) measurements, at M500c = 10^logms and redshift z (log10 erg/s)."""
+    import dataclasses
+
+    from colossus.cosmology import cosmology
+    from colossus.halo import mass_adv
+
+    from astro_clustermass.simulate.config import DEFAULT_CONFIG as C
+    from astro_clustermass.simulate.emission import lx_mean, t_mean
+
+    h = C.H0 / 100
+    cosmology.setCosmology("sv", params=dict(flat=True, H0=C.H0, Om0=C.Om0, Ob0=C.Ob0,
+                                             sigma8=C.sigma8, ns=C.ns))
+    m = 10 ** np.asarray(logms)
+    med = np.log10(lx_mean(m, z, C))
+    mean = med + 0.5 * np.log(10) * C.lx_scatter_dex ** 2
+    kt = t_mean(m, z, C)
+    band = np.array([band_energy(t, 0.5, 2.0, C) / band_energy(t, 0.1, 2.4, C) for t in kt])
+
+    def mdef(md):
+        return np.array([mass_adv.changeMassDefinitionCModel(mm * h, z, "500c", md,
+                                                              c_model="diemer19")[0] / h
+                         for mm in m])
+
+    m180m, m200m, m200c = mdef("180m"), mdef("200m"), mdef("200c")
+    zh, ry = GROUP_LX["zhang24"], GROUP_LX["rykoff08"]
+    rows = {"simulator median": med, "simulator mean (+0.5 ln10 sigma^2)": mean,
+            "Zhang+24 fit (as 0.5-2 keV, < R500c)": zh["slope"] * np.asarray(logms) + zh["icpt"]}
+    for i, (b, a) in enumerate(GROUP_LX["zheng23"]):
+        lbl = f"Zheng+23 fit {i + 1} x band ratio"
+        rows[lbl + " (h^-2 erg/s, M180m h^-1)"] = (b + a * np.log10(m180m * h)
+                                                  - 2 * np.log10(h) + np.log10(band))
+        rows[lbl + " (erg/s, M180m Msun)"] = b + a * np.log10(m180m) + np.log10(band)
+    for lbl, mm in (("M200m", m200m), ("M200c", m200c)):
+        rows[f"Rykoff+08 x band ratio ({lbl}, h^-2)"] = (
+            np.log10(ry["norm"] / h ** 2 * band) + ry["slope"] * np.log10(mm * h / ry["piv"]))
+    rows["Pratt+09 as published (M_X as true M)"] = (
+        np.log10(lx_mean(m, z, dataclasses.replace(C, hse_bias=1.0)))
+        + 0.5 * np.log(10) * C.lx_scatter_dex ** 2)
+    print(f"z = {z}, h = {h:.4f}; log10 L_X [erg/s]; M500c -> M180m / M200m / M200c with "
+          f"Diemer & Joyce (2019) concentrations (colossus)")
+    print(f"{'log M500c':58s}" + "".join(f"{x:8.2f}" for x in logms))
+    print(f"{'kT [keV] (simulator)':58s}" + "".join(f"{x:8.2f}" for x in kt))
+    print(f"{'L(0.5-2) / L(0.1-2.4) of its spectrum':58s}"
+          + "".join(f"{x:8.3f}" for x in band))
+    print(f"{'log M180m [Msun]':58s}" + "".join(f"{x:8.2f}" for x in np.log10(m180m)))
+    for k, v in rows.items():
+        print(f"{k:58s}" + "".join(f"{x:8.2f}" for x in v))
+    at = np.argmin(abs(np.asarray(logms) - zh["point"][0]))
+    print(f"Zhang+24 quoted point: log L = {np.log10(zh['point'][1]):.2f} at log M500c = "
+          f"{zh['point'][0]} (simulator mean at log M500c = {logms[at]}: {mean[at]:.2f})")
+    for k in list(rows)[2:]:
+        d = rows["simulator mean (+0.5 ln10 sigma^2)"] - rows[k]
+        print(f"simulator mean - {k}: " + " ".join(f"{x:+.2f}" for x in d))
+    if dirs:
+        _zhang_reselect(dirs, z)
+
+
+def _zhang_reselect(dirs, z_ref):
+    """Estimate (`reselect`) of the selected clusters per redshift bin if the simulated
+    L_X-M had Zhang et al.'s slope and normalisation (read as 0.5-2 keV, < R500c) at all
+    masses, only below 10^13.7 Msun (their largest mass) or 1e14 Msun (extrapolated), and
+    below 1e14 Msun through their quoted point at 10^13.7 instead of their fit; the
+    simulator's evolution and residuals kept; against the real eFEDS secure clusters."""
+    from astro_clustermass.simulate import realism
+    from astro_clustermass.simulate.config import DEFAULT_CONFIG as C
+    from astro_clustermass.simulate.emission import lx_mean
+
+    zh = GROUP_LX["zhang24"]
+    lm_pt, l_pt = zh["point"]
+    to_point = np.log10(l_pt) - (zh["slope"] * lm_pt + zh["icpt"])
+    variants = (("all masses", 0.0, np.inf), ("< 10^13.7", 0.0, 10 ** 13.7),
+                ("< 1e14", 0.0, 1e14), ("< 1e14, through the point", to_point, 1e14))
+
+    def ratio(t, offset, below):
+        m = _v(t, "M500c")
+        d = (zh["slope"] * np.log10(m) + zh["icpt"] + offset - np.log10(lx_mean(m, z_ref, C))
+             - 0.5 * np.log(10) * C.lx_scatter_dex ** 2)
+        return 10 ** np.where(m < below, d, 0.0)
+
+    zb = (0.0, 0.1, 0.15, 0.2, 0.35, 0.5, 0.8, 1.3)
+    runs = [reselect(dirs, lambda t, c, o=o, mm=mm: ratio(t, o, mm), zb) for _, o, mm in variants]
+    real = realism.read_efeds_clusters()
+    zr = _v(real, "z")[~np.asarray(real["NOT_CLUSTER"], bool)]
+    print(f"selected clusters per deg^2 (estimate, {len(dirs)} field(s)): real eFEDS (secure, "
+          f"140 deg^2) / simulated / with Zhang+24's L_X-M: "
+          + " / ".join(v[0] for v in variants) + f" (point: {to_point:+.2f} dex)")
+    for b in range(1, len(zb)):
+        nr = np.sum((zr >= zb[b - 1]) & (zr < zb[b])) / 140.0
+        print(f"  z {zb[b - 1]:.2f}-{zb[b]:.2f}: {nr:.3f} / {runs[0][1][b - 1]:.3f} / "
+              + " / ".join(f"{r[2][b - 1]:.3f}" for r in runs))
+
+
+def fifty_percent(x, flag):
+    """Where a logistic ``1 / (1 + exp(-(x - x50) / w))`` fitted (unbinned maximum
+    likelihood) to the 0/1 ``flag`` against ``x`` crosses 50 %: (x50, w)."""
+    from scipy.optimize import minimize
+
+    x, flag = np.asarray(x, float), np.asarray(flag, bool)
+
+    def nll(p):
+        q = np.clip(1 / (1 + np.exp(-(x - p[0]) / abs(p[1]))), 1e-9, 1 - 1e-9)
+        return -np.sum(np.where(flag, np.log(q), np.log(1 - q)))
+
+    res = minimize(nll, [np.median(x), 0.2], method="Nelder-Mead")
+    return float(res.x[0]), float(abs(res.x[1]))
+
+
+def completeness_rows(x, edges, flags):
+    """Per bin [edges[i], edges[i+1]) of ``x``: the number of halos and, per boolean array
+    in ``flags``, how many of them it marks (a list of (lo, hi, n, [k, ...]))."""
+    x = np.asarray(x, float)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        b = (x >= lo) & (x < hi)
+        out.append((lo, hi, int(b.sum()), [int(np.sum(f[b])) for f in flags]))
+    return out
+
+
+def completeness(dirs, zmax=0.2, ext_like_min=6.0):
+    from astro_clustermass.simulate import read_realisation, realism
+    from astro_clustermass.simulate.config import SimConfig
+
+    cols = ("z", "M500c", "T", "FLUX", "counts_exp", "EXPOSURE", "rc", "R500c_arcmin", "CR_true")
+    h = {c: [] for c in cols + ("sel", "det")}
+    area, ml_exp, near_rate = 0.0, [], []
+    for d in dirs:
+        r = read_realisation(d)
+        t, det = r.truth, r.detections
+        config = SimConfig.from_dict(r.manifest.get("config"))
+        area += float(r.manifest["area_deg2"])
+        near = _v(t, "z") < zmax
+        sel, found = _selected_halos(t, det, ext_like_min)
+        for c in cols:
+            h[c].append(_v(t, c)[near])
+        h["sel"].append(sel[near])
+        h["det"].append(found[near])
+        ml_exp.append(_v(det, "ML_EXP")[np.asarray(det["MATCHED"], bool)])
+        k = realism.selected(det) & np.asarray(det["MATCHED"], bool) & (_v(det, "z") < NEAR_Z)
+        near_rate.append(_v(det, "ML_RATE")[k])
+    h = {c: np.concatenate(v) for c, v in h.items()}
+    kc = kcorrection(h["T"], h["z"], config)
+    s500 = h["FLUX"] * kc
+    rc = h["rc"] * h["R500c_arcmin"] * 60.0               # non-cool-core core radius [arcsec]
+    t_unvig, t_vig = np.median(h["EXPOSURE"]), np.median(np.concatenate(ml_exp))
+    print(f"{len(dirs)} field(s), {area:.0f} deg^2: {h['z'].size} halos (M500c >= 1e13 Msun) "
+          f"at z < {zmax}; extended = matched detection with EXT_LIKE > {ext_like_min:g} & "
+          f"DET_LIKE > 5, detected = matched with DET_LIKE > 5")
+    print(f"S500 = FLUX (rest 0.5-2 keV, < R500) x K, K = observed/rest 0.5-2 keV flux of the "
+          f"simulator's spectrum: median {np.median(kc):.3f} (5-95 %: "
+          f"{np.percentile(kc, 5):.3f}-{np.percentile(kc, 95):.3f})")
+    print(f"depth: median exposure at the halos {t_unvig:.0f} s unvignetted, median ML_EXP of "
+          f"the matched detections {t_vig:.0f} s (vignetted)")
+    fb = np.arange(-14.5, -11.49, 0.25)
+    print("log S500 [erg/s/cm^2]   N   extended        detected        extended: compact / "
+          "wide half (core radius)   median counts_exp")
+    for lo, hi, n, (ks, kd) in completeness_rows(np.log10(s500), fb, (h["sel"], h["det"])):
+        if n == 0:
+            continue
+        b = (np.log10(s500) >= lo) & (np.log10(s500) < hi)
+        small = b & (rc <= np.median(rc[b]))
+        wide = b & ~small
+        print(f"  {lo:6.2f} - {hi:6.2f} {n:4d}  {ks:3d} ({ks / n:4.2f})  {kd:3d} ({kd / n:4.2f})"
+              f"   {h['sel'][small].mean():4.2f} ({np.median(rc[small]):4.0f}\") / "
+              f"{h['sel'][wide].mean() if wide.any() else np.nan:4.2f} "
+              f"({np.median(rc[wide]) if wide.any() else np.nan:4.0f}\")"
+              f"   {np.median(h['counts_exp'][b]):7.1f}")
+    mb = (13.0, 13.25, 13.5, 13.75, 13.85, 14.0, 14.5, 16.0)
+    print("log M500c [Msun]       N   extended        detected   (M200c = 1e14 Msun is about "
+          "M500c = 10^13.85)")
+    for lo, hi, n, (ks, kd) in completeness_rows(np.log10(h["M500c"]), mb,
+                                                 (h["sel"], h["det"])):
+        if n:
+            print(f"  {lo:5.2f} - {hi:5.2f}    {n:4d}  {ks:3d} ({ks / n:4.2f})  "
+                  f"{kd:3d} ({kd / n:4.2f})")
+    ls50, w = fifty_percent(np.log10(s500), h["sel"])
+    lc50, wc = fifty_percent(np.log10(h["counts_exp"]), h["sel"])
+    print(f"50 % completeness (extended): S500 = {10 ** ls50:.2e} erg/s/cm^2 (logistic width "
+          f"{w:.2f} dex), expected counts {10 ** lc50:.0f} (width {wc:.2f} dex)")
+    for label, t in (("unvignetted", t_unvig), ("vignetted", t_vig)):
+        r = t / 600.0
+        print(f"  if 600 s is the {label} exposure: t ratio {r:.2f}; the same 50 % point at "
+              f"600 s: S500 = {10 ** ls50 * r ** 0.5:.2e} (background-limited) to "
+              f"{10 ** ls50 * r:.2e} (counts-limited) erg/s/cm^2")
+    real = realism.read_efeds_clusters()
+    near = ~np.asarray(real["NOT_CLUSTER"], bool) & (_v(real, "z") < NEAR_Z)
+    rr, sr = _v(real, "ML_RATE")[near], np.concatenate(near_rate)
+    k = h["z"] < NEAR_Z
+    print(f"z < {NEAR_Z}, selected clusters per deg^2 above ML_RATE [ct/s]: real eFEDS (secure) / "
+          "simulated = ratio; simulated extended completeness of the halos above the same "
+          "true rate (CR_true)")
+    for c in (0.02, 0.06, 0.1, 0.2, 0.5):
+        a, b = np.sum(rr > c) / 140.0, np.sum(sr > c) / area
+        above = k & (h["CR_true"] > c)
+        print(f"  > {c:4.2f}: {a:.3f} / {b:.3f} = {a / b:4.2f}; completeness "
+              f"{h['sel'][above].mean():4.2f} of {above.sum()}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("rate", "fields", "chiu", "nearby", "lumfun", "boxlike",
-                                    "variance", "extent"))
+                                    "variance", "extent", "completeness", "grouplx"))
     p.add_argument("--liu", help="Liu et al. (2022) table (lumfun)")
     p.add_argument("--thresholds", default="5,6,7,8", help="BOX_LIKE thresholds (boxlike)")
+    p.add_argument("--zmax", type=float, default=0.2, help="halos below this z (completeness)")
+    p.add_argument("--ext-like", type=float, default=6.0,
+                   help="EXT_LIKE threshold of the extended selection (completeness)")
     p.add_argument("dirs", nargs="*")
     a = p.parse_args(argv)
     if a.what == "rate":
@@ -376,6 +671,10 @@ def main(argv=None):
         boxlike(a.dirs, [float(t) for t in a.thresholds.split(",")])
     elif a.what == "variance":
         variance()
+    elif a.what == "completeness":
+        completeness(a.dirs, a.zmax, a.ext_like)
+    elif a.what == "grouplx":
+        grouplx(a.dirs)
     else:
         extent()
 

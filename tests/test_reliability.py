@@ -158,6 +158,77 @@ Good._estimate = _quit
         assert not out["M500c_fine"].mask.any()
 
 
+def test_keyboard_interrupt_raised_by_a_plugin_masks_its_rows(plugin_env, use_registry,
+                                                               tmp_path, capsys):
+    # The plugin raises KeyboardInterrupt itself (no Ctrl-C came): its failure, not the
+    # end of the run, in the main thread, in a worker thread and in a guard process.
+    import threading
+
+    _install(plugin_env, "stopper", body="""
+def _stop(self, catalog):
+    raise KeyboardInterrupt("my own")
+Good._estimate = _stop
+""")
+    _install(plugin_env, "fine")
+    use_registry(plugin_env.registry())
+    table = QTable({"z": [0.1, 0.2]})
+    for timeout in (None, 20):
+        out = acm.add_mass_columns(table, estimators=["stopper", "fine"], timeout=timeout)
+        assert out["M500c_stopper"].mask.all()
+        assert "KeyboardInterrupt" in out["M500c_stopper_flag"][0]
+        assert not out["M500c_fine"].mask.any()
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(out=acm.add_mass_columns(
+        table, estimators=["stopper", "fine"])))
+    worker.start()
+    worker.join()
+    assert box["out"]["M500c_stopper"].mask.all() and not box["out"]["M500c_fine"].mask.any()
+    with pytest.raises(acm.EstimatorError, match="stopper.*KeyboardInterrupt"):
+        acm.add_mass_columns(table, estimators=["stopper"], on_error="raise")
+    src = _catalog_file(tmp_path / "in.fits")
+    out = tmp_path / "o.fits"
+    assert cli_main(["estimate", str(src), "-o", str(out), "-e", "stopper", "-e", "fine"]) == 0
+    assert cli_main(["estimate", str(src), "-o", str(tmp_path / "p.fits"),
+                     "-e", "stopper"]) == 1  # every estimator failed
+    capsys.readouterr()
+
+
+def test_ctrl_c_during_an_estimate_still_stops_the_run(plugin_env, use_registry, tmp_path,
+                                                      capsys):
+    # A real SIGINT arriving while a plugin computes (and one that the plugin then
+    # raises again as its own KeyboardInterrupt) stops the run: exit status 130.
+    _install(plugin_env, "slow", body="""
+import os, signal, time
+def _slow(self, catalog):
+    os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C now
+    time.sleep(5)
+Good._estimate = _slow
+""")
+    _install(plugin_env, "rethrower", body="""
+import os, signal, time
+def _rethrow(self, catalog):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("caught and raised again")
+Good._estimate = _rethrow
+""")
+    _install(plugin_env, "fine")
+    use_registry(plugin_env.registry())
+    src = _catalog_file(tmp_path / "in.fits")
+    for name in ("slow", "rethrower"):
+        with pytest.raises(KeyboardInterrupt):
+            acm.add_mass_columns(QTable({"z": [0.1, 0.2]}), estimators=["fine", name])
+        out = tmp_path / "o.fits"
+        assert cli_main(["estimate", str(src), "-o", str(out), "-e", "fine", "-e", name]) == 130
+        assert "interrupted" in capsys.readouterr().err
+        assert not [p.name for p in tmp_path.iterdir() if "o.fits" in p.name]  # no output
+    import signal
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
 def test_non_ascii_reason_and_fits_output(plugin_env, use_registry, tmp_path):
     _install(plugin_env, "accents", reason="masse estim\u00e9e hors \u00e9talonnage \u2013 \u4e2d")
     use_registry(plugin_env.registry())
