@@ -885,7 +885,9 @@ def test_unit_strings_of_the_luminosity(unit_text, through_fits):
             warnings.simplefilter("ignore")
             try:
                 table.write(buf, format="fits")
-            except (ValueError, u.UnitsError):  # astropy cannot store this unit in FITS
+            except (ValueError, OverflowError, u.UnitsError):
+                # astropy cannot store this unit in FITS (astropy 6.1: OverflowError for
+                # e.g. 'd63' = day**63, which astropy 8 writes)
                 assume(False)
             table = read_catalog_bytes(buf.getvalue())
     try:
