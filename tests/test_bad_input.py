@@ -876,9 +876,11 @@ def test_unit_strings_of_the_luminosity(unit_text, through_fits):
     table = Table({"z": [0.1, 0.4], "LX_500": [3e43, 2e44]})
     try:
         unit = u.Unit(unit_text, parse_strict="silent") if unit_text.strip() else None
-    except OverflowError:  # astropy itself cannot make it (e.g. '1a42' = year**42)
+        table["LX_500"].unit = unit
+    except (OverflowError, u.UnitsError):
+        # astropy itself cannot make it or put it on a column (e.g. '1a42' = year**42;
+        # astropy 8 decomposes a column's unit: '1d100' overflows, '1g110' has scale 0)
         assume(False)
-    table["LX_500"].unit = unit
     if through_fits:
         buf = io.BytesIO()
         with warnings.catch_warnings():
