@@ -161,3 +161,20 @@ def test_automatic_choice_skips_the_cnn_without_images_or_events(small_catalog):
     with pytest.warns(OutOfRangeWarning):
         out = acm.add_mass_columns(table)
     assert not [c for c in out.colnames if "cnn-ensemble" in c]
+
+
+def test_each_warning_is_printed_once(tmp_path):
+    # issue 20: the CLI's own logging handler printed every astropy(-style) warning a
+    # second time; a real process, with astropy's logger set up as a user has it
+    import os
+
+    src = tmp_path / "in.ecsv"
+    QTable({"z": [0.3, 2.5], "LX": [1e44, 2e44] * u.erg / u.s}).write(src)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run([sys.executable, "-m", "astro_clustermass.cli", "estimate", str(src),
+                          "-o", str(tmp_path / "out.ecsv"), "-e", "lx-chiu22"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    printed = run.stdout + run.stderr
+    assert printed.count("OutOfRangeWarning") == 1, printed
+    assert printed.count("outside the calibrated range") == 1, printed

@@ -44,6 +44,12 @@ def test_tutorial_plugin_passes_its_own_tests(installed_tutorial):
                          cwd=source, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
+    # the tutorial's "astro-clustermass plugins" after the install lists it
+    run = subprocess.run([sys.executable, "-m", "astro_clustermass.cli", "plugins"],
+                         cwd=source, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    row = [line.split() for line in run.stdout.splitlines() if "richness-demo" in line]
+    assert row and row[0][:3] == ["richness-demo", "acm-richness", "0.1.0"], run.stdout
 
 
 def test_tutorial_plugin_is_found_and_used(installed_tutorial):

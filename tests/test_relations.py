@@ -358,6 +358,24 @@ def test_builtin_specs_and_factories(tmp_path):
     assert custom.parameters()["A"] == 5.0
 
 
+@pytest.mark.parametrize("name", ["lx-chiu22", "cr-erass1"])
+def test_texts_a_user_sees_cite_no_file_that_is_not_shipped(name):
+    # The description (`plugins`) and the provenance written into every output name
+    # files only if the package ships them (they cited the unshipped DESIGN.md).
+    import json
+    import re
+
+    import astro_clustermass
+
+    spec = {s.name: s for s in builtin_estimator_specs()}[name]
+    texts = spec.description + " " + json.dumps(spec.load().parameters(), default=str)
+    cited = set(re.findall(r"[\w./-]+\.(?:md|rst|txt|pdf|py|yaml|fits)\b", texts))
+    package = os.path.dirname(astro_clustermass.__file__)
+    shipped = {os.path.basename(f) for _, _, files in os.walk(package) for f in files}
+    assert cited and not {os.path.basename(c) for c in cited} - shipped, cited
+    assert "DESIGN" not in texts
+
+
 def test_direct_scaling_relation_construction():
     rel = ScalingRelation("toy", "LX", 1e44 * u.erg / u.s, 1e14 * u.Msun, 0.0, A=1.0,
                           B=2.0, scatter_ln=0.1)

@@ -85,6 +85,10 @@ def _run(parser, args):
         print(f"astro-clustermass {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
+        from ..utils.optional import from_import_error
+
+        # an optional package imported without `require`: still name its extra
+        exc = from_import_error(exc, f"astro-clustermass {args.command}") or exc
         print(f"astro-clustermass {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
 

@@ -107,6 +107,10 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..utils.optional import require
+
+    require("colossus", feature="astro-clustermass dataset (the simulator)")
+    require("h5py", feature="astro-clustermass dataset (HDF5 data sets)")
     from ..cnn.training_set import make_training_set
     from .simulate import _config as simulator_config
 

@@ -41,6 +41,9 @@ def run(args):
         return 0
     if not args.catalog or not args.events:
         raise SystemExit("astro-clustermass ebi needs a catalogue and --events FILE ...")
+    from ..utils.optional import require
+
+    require("h5py", feature="EBI stacks (HDF5)")  # before the images, not after
     import astropy.units as u
     from astropy.coordinates import SkyCoord
     from astropy.table import Table

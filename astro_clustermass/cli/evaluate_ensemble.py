@@ -31,7 +31,9 @@ def run(args):
     import json
     import os
 
-    import torch
+    from ..utils.optional import require
+
+    torch = require("torch", feature="astro-clustermass evaluate-ensemble")
 
     from ..cnn.dataset import prepare_splits, read_dataset
     from ..cnn.ensemble import Ensemble

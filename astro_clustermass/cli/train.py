@@ -107,6 +107,10 @@ def train_config(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..utils.optional import require
+
+    require("torch", feature="astro-clustermass train")  # before a data set is built
+    require("h5py", feature="astro-clustermass train (HDF5 data sets)")
     from ..cnn.dataset import read_dataset
     from ..cnn.training_set import build_dataset
 

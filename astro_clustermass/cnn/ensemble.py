@@ -81,7 +81,8 @@ class FusedSeed000(nn.Module):
                 [nn.Parameter(torch.stack([m.dense[j].bias for m in members])[:, None, :])
                  for j in range(len(m0.dense))])
             self.head_w = nn.Parameter(torch.stack([m.head.linear.weight.t() for m in members]))
-            self.head_b = nn.Parameter(torch.stack([m.head.linear.bias for m in members])[:, None, :])
+            self.head_b = nn.Parameter(
+                torch.stack([m.head.linear.bias for m in members])[:, None, :])
         self.sigma_floor = m0.head.sigma_floor
         self.eval()
 
@@ -215,7 +216,8 @@ class Ensemble:
             x = torch.from_numpy(norm.images(np.asarray(ebi[s:s + batch_size])))
             zz = torch.from_numpy(norm.redshift(z[s:s + batch_size]))
             out = self.predict_normalised(x, zz).cpu().numpy().astype(float)
-            mu[:, s:s + batch_size], sig[:, s:s + batch_size] = norm.to_dex(out[..., 0], out[..., 1])
+            mu[:, s:s + batch_size], sig[:, s:s + batch_size] = norm.to_dex(
+                out[..., 0], out[..., 1])
         return mu, sig
 
     def predict(self, ebi, z, batch_size=1024, progress=False):

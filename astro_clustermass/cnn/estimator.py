@@ -501,6 +501,7 @@ class CNNEnsembleEstimator(MassEstimator):
                                    extra={"err_stat": stat, "err_model": model})
 
     def _estimate(self, view):
+        require("torch", feature="the CNN ensemble")  # before .ensemble imports it
         from .ensemble import combine
 
         mu, sig, use, reason = self._predict(view)

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .dataset import Normalisation, uniform_mass_weights
 from ..io.atomic import atomic_write_text
+from .dataset import Normalisation, uniform_mass_weights
 from .io import load_state, save_state
 from .losses import gaussian_nll, mean_squared_error
 from .model import build_model
@@ -481,11 +481,11 @@ def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=
     -------
     manifest : dict
     """
+    from .. import __version__
     from .dataset import DEFAULT_SELECTION, Normalisation, file_sha256, prepare_splits
     from .ensemble import Ensemble
-    from .metrics import ensemble_metrics
     from .io import save_ensemble
-    from .. import __version__
+    from .metrics import ensemble_metrics
 
     config = config or TrainConfig()
     selection = DEFAULT_SELECTION if selection is None else selection

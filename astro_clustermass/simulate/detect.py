@@ -77,8 +77,14 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import gammaincc, gammaln
 
-from .mlfit import (_SourceFits, _fit_counts, _pairs, annulus_edges,  # noqa: F401
-                    _extended_near_stronger_point)
+# _fit_counts and _extended_near_stronger_point are used through this module by the tests
+from .mlfit import (  # noqa: F401
+    _extended_near_stronger_point,
+    _fit_counts,
+    _pairs,
+    _SourceFits,
+    annulus_edges,
+)
 
 __all__ = ["detect_patch", "det_like_from_dc", "ext_like_from_dc", "annulus_edges"]
 

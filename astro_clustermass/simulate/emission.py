@@ -1,4 +1,4 @@
-"""Cluster X-ray properties: L_X and T with correlated scatter, and random surface-brightness shapes.
+"""Cluster X-ray properties: L_X and T with correlated scatter, random surface-brightness shapes.
 
 Relations (all masses h-free Msun; E(z) of the seed-000 cosmology):
 
@@ -39,7 +39,7 @@ Centre offset of the X-ray emission from the halo centre: Xoff / R500c log-norma
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtri
 
 __all__ = ["lx_mean", "t_mean", "draw_properties", "beta_cdf", "sample_cluster_offsets"]
 

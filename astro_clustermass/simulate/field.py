@@ -76,7 +76,8 @@ def generate_field_sky(area_deg2, seed, config=DEFAULT_CONFIG, center=(136.0, 1.
     ev_ra = np.concatenate([c_ra, g_ra, b_ra[keep_b]])
     ev_dec = np.concatenate([c_dec, g_dec, b_dec[keep_b]])
     ev_e = np.concatenate([e_cl, e_ag, e_bk[keep_b]])
-    ev_src = np.concatenate([s_cl + 1, -(s_ag + 1), np.zeros(keep_b.sum(), np.int64)]).astype(np.int64)
+    ev_src = np.concatenate(
+        [s_cl + 1, -(s_ag + 1), np.zeros(keep_b.sum(), np.int64)]).astype(np.int64)
     inside = expo(ev_ra, ev_dec) > 0
     ev_ra, ev_dec, ev_e, ev_src = ev_ra[inside], ev_dec[inside], ev_e[inside], ev_src[inside]
     timing["photons"] = time.perf_counter() - t0 - timing["halos"]
@@ -197,7 +198,8 @@ def _det_table(det, match):
     t = Table()
     t["ID_SRC"] = np.arange(1, n + 1, dtype=np.int32)
     for k in ("RA", "DEC", "DET_LIKE", "EXT_LIKE", "EXT", "EXT_FIT", "ML_RATE", "ML_RATE_ERR",
-              "ML_CTS", "ML_CTS_ERR", "ML_EXP", "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT", "BOX_LIKE"):
+              "ML_CTS", "ML_CTS_ERR", "ML_EXP", "ML_BKG", "DET_LIKE_PNT", "DET_LIKE_EXT",
+              "BOX_LIKE"):
         t[k] = np.asarray(det[k], np.float64 if k in ("RA", "DEC") else np.float32)
     if "STAMP" in det:
         t["STAMP"] = np.asarray(det["STAMP"], np.int32)

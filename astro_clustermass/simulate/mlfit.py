@@ -69,7 +69,8 @@ def _fit_counts(n, b, f, iters=30, tol=1e-5):
     s = s.reshape(shp)
     mu = np.maximum(b + s[..., None] * f, 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ll = (np.where(n > 0, n * np.log(mu / np.maximum(b, 1e-12)), 0.0) - s[..., None] * f).sum(-1)
+        ll = (np.where(n > 0, n * np.log(mu / np.maximum(b, 1e-12)), 0.0)
+              - s[..., None] * f).sum(-1)
     fisher = (n * f ** 2 / mu ** 2).sum(-1)
     # expected information is more stable for few counts
     fisher_exp = (f ** 2 / mu).sum(-1)

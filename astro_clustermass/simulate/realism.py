@@ -265,7 +265,10 @@ def format_table(result, fmt="rst"):
                  ""))
     rows.append(("cluster fragments", "", f"{100 * result['fragment_fraction']:.1f} %", "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+
+    def line(r):
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+
     if fmt == "plain":
         return "\n".join(line(r) for r in rows)
     sep = "  ".join("=" * w for w in widths)

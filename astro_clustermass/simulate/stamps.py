@@ -139,7 +139,8 @@ def _run_chunk(outdir, seed, k, cen, gidx, config, keep_events):
     cl_st = np.concatenate([np.arange(nst), nb_st])
     cl_x = np.concatenate([np.zeros(nst), nb_x])
     cl_y = np.concatenate([np.zeros(nst), nb_y])
-    cl_id = np.concatenate([(gidx + 1) * 1000, (gidx[nb_st] + 1) * 1000 + order_in]).astype(np.int64)
+    cl_id = np.concatenate(
+        [(gidx + 1) * 1000, (gidx[nb_st] + 1) * 1000 + order_in]).astype(np.int64)
     central = np.concatenate([np.ones(nst, bool), np.zeros(nb_st.size, bool)])
     t_cl = texp(cl_st, cl_x, cl_y)
 
@@ -225,7 +226,8 @@ def _run_chunk(outdir, seed, k, cen, gidx, config, keep_events):
     cl["RA"], cl["DEC"] = survey.offsets_to_radec(s_ra[cl_st], s_dec[cl_st], cl_x, cl_y)
     xo = cl["Xoff"] * cl["R500c_arcmin"] * 60.0
     cl["RA_X"], cl["DEC_X"] = survey.offsets_to_radec(
-        s_ra[cl_st], s_dec[cl_st], cl_x + xo * np.cos(cl["xoff_pa"]), cl_y + xo * np.sin(cl["xoff_pa"]))
+        s_ra[cl_st], s_dec[cl_st],
+        cl_x + xo * np.cos(cl["xoff_pa"]), cl_y + xo * np.sin(cl["xoff_pa"]))
     cl["EXPOSURE"] = t_cl
     cl["counts_exp"] = cl["rate_survey"] * t_cl
     cl["n_photons"] = n_photons

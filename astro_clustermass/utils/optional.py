@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["EXTRAS", "MissingDependencyError", "require"]
+__all__ = ["EXTRAS", "MissingDependencyError", "from_import_error", "require"]
 
 #: Top-level module -> the extra of astro_clustermass that installs it.
 EXTRAS = {
@@ -71,9 +71,27 @@ def require(module, extra=None, feature=None):
     except ImportError as exc:
         if top not in str(getattr(exc, "name", "") or exc):
             raise  # the package is there but something inside it failed to import
-        extra = extra or EXTRAS.get(top)
-        what = feature or "this feature of astro_clustermass"
-        install = (f"python -m pip install 'astro_clustermass[{extra}]'" if extra
-                   else f"python -m pip install {top}")
-        raise MissingDependencyError(
-            f"{what} needs {top}, which is not installed: {install}") from exc
+        raise MissingDependencyError(_message(top, extra, feature)) from exc
+
+
+def from_import_error(exc, feature=None):
+    """`MissingDependencyError` naming the extra for ``exc``, a `ModuleNotFoundError` of
+    an optional package (one of `EXTRAS`); None for any other exception.
+
+    The command line's safety net: a command that imports an optional package without
+    `require` still tells the user which extra to install.
+    """
+    name = getattr(exc, "name", None) or ""
+    top = name.partition(".")[0]
+    if not isinstance(exc, ModuleNotFoundError) or isinstance(exc, MissingDependencyError) \
+            or top not in EXTRAS:
+        return None
+    return MissingDependencyError(_message(top, None, feature))
+
+
+def _message(top, extra, feature):
+    extra = extra or EXTRAS.get(top)
+    what = feature or "this feature of astro_clustermass"
+    install = (f"python -m pip install 'astro_clustermass[{extra}]'" if extra
+               else f"python -m pip install {top}")
+    return f"{what} needs {top}, which is not installed: {install}"
