@@ -1,5 +1,6 @@
 """Shared fixtures: small catalogues and throw-away plugin distributions."""
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -8,6 +9,15 @@ import numpy as np
 import pytest
 from astropy import units as u
 from astropy.table import QTable
+from hypothesis import settings
+
+# The property tests (tests/test_bad_input.py) draw the same examples on every run
+# ("ci", the default), so that a test run, CI's included, fails only for a change of the
+# code or of a dependency; ACM_HYPOTHESIS_PROFILE=explore draws new ones each run, to look
+# for cases the fixed draws miss (docs/validation.rst, "Bad-input suite").
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("ACM_HYPOTHESIS_PROFILE", "ci"))
 
 DATA = Path(__file__).parent / "data"
 

@@ -38,7 +38,7 @@ from astro_clustermass.esass import CatalogReadError, read_catalog
 
 CASES = Counter()
 
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=False,
+SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.function_scoped_fixture])
 
