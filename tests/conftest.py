@@ -1,5 +1,6 @@
 """Shared fixtures: small catalogues and throw-away plugin distributions."""
 
+import importlib.util
 import os
 import sys
 import textwrap
@@ -20,11 +21,24 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("ACM_HYPOTHESIS_PROFILE", "ci"))
 
 DATA = Path(__file__).parent / "data"
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
 @pytest.fixture
 def data_dir():
     return DATA
+
+
+@pytest.fixture
+def benchmark_script():
+    """``load(name)``: the script ``benchmarks/<name>.py`` imported as a module (the
+    benchmarks are scripts, not a package; their pieces are tested through this)."""
+    def load(name):
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture

@@ -428,10 +428,8 @@ def test_import_is_light():
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_compare_estimators_benchmark_without_cnn(tmp_path, capsys):
+def test_compare_estimators_benchmark_without_cnn(tmp_path, capsys, benchmark_script):
     """The benchmark script runs end to end on a tiny data set (relations only)."""
-    import importlib.util
-
     from astro_clustermass.cnn.dataset import write_dataset
 
     rng = np.random.default_rng(7)
@@ -447,11 +445,7 @@ def test_compare_estimators_benchmark_without_cnn(tmp_path, capsys):
     cat["ML_RATE"].unit = cat["ML_RATE_ERR"].unit = u.ct / u.s
     path = tmp_path / "ds.h5"
     write_dataset(str(path), np.zeros((n, 4, 4, 2), np.float32), cat)
-    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks",
-                          "compare_estimators.py")
-    spec = importlib.util.spec_from_file_location("compare_estimators", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_script("compare_estimators")
     out = tmp_path / "out"
     assert mod.main([str(path), "--no-cnn", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -463,17 +457,11 @@ def test_compare_estimators_benchmark_without_cnn(tmp_path, capsys):
     assert row["n"] == 12  # the 15% test split of 80 clusters
 
 
-def test_compare_estimators_r500_from_true_mass():
+def test_compare_estimators_r500_from_true_mass(benchmark_script):
     """Without R500_arcsec, the benchmark takes R500c from the true M500c and z."""
-    import importlib.util
-
     from astropy.cosmology import FlatLambdaCDM
 
-    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks",
-                          "compare_estimators.py")
-    spec = importlib.util.spec_from_file_location("compare_estimators", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_script("compare_estimators")
     cat = Table({"M500c": [1e14, 5e14] * u.Msun, "z": [0.1, 0.5]})
     got = mod._r500_pix(cat, 24.0)
     # independent: 500 rho_c(z) (4 pi / 3) R^3 = M, seed-000 cosmology, small angle

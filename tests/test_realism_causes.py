@@ -1,25 +1,13 @@
 """benchmarks/realism_causes.py: the pieces of the ``completeness`` diagnostic."""
 
-import importlib.util
-import os
-
 import numpy as np
 from astropy.table import Table
 
 from astro_clustermass.simulate import SimConfig
 
-_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "realism_causes.py")
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("realism_causes", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_selected_halos_counts_only_matched_detections():
-    rc = _module()
+def test_selected_halos_counts_only_matched_detections(benchmark_script):
+    rc = benchmark_script("realism_causes")
     truth = Table({"HALO_ID": [1, 2, 3, 4]})
     # halo 1 extended, halo 2 point-like, halo 3 only an unmatched (fragment) extended detection
     det = Table({"HALO_ID": [1, 2, 3, 0], "EXT_LIKE": [10.0, 1.0, 10.0, 10.0],
@@ -31,8 +19,8 @@ def test_selected_halos_counts_only_matched_detections():
     assert sel3.tolist() == [True, True, False, False]
 
 
-def test_kcorrection_is_one_at_z0_and_follows_the_spectral_slope():
-    rc = _module()
+def test_kcorrection_is_one_at_z0_and_follows_the_spectral_slope(benchmark_script):
+    rc = benchmark_script("realism_causes")
     k = rc.kcorrection([1.0, 1.0, 5.0], [0.0, 0.15, 0.15], SimConfig())
     assert np.isclose(k[0], 1.0)
     # the observed band is the rest band (0.5-2)(1+z), (1+z) times wider: K = 1+z for a flat
@@ -40,8 +28,8 @@ def test_kcorrection_is_one_at_z0_and_follows_the_spectral_slope():
     assert 0.8 < k[1] < 1.0 < k[2] < 1.15
 
 
-def test_fifty_percent_recovers_a_known_logistic():
-    rc = _module()
+def test_fifty_percent_recovers_a_known_logistic(benchmark_script):
+    rc = benchmark_script("realism_causes")
     rng = np.random.default_rng(3)
     x = rng.uniform(-15.0, -12.0, 20000)
     flag = rng.random(x.size) < 1 / (1 + np.exp(-(x + 13.2) / 0.15))
@@ -49,16 +37,16 @@ def test_fifty_percent_recovers_a_known_logistic():
     assert abs(x50 + 13.2) < 0.02 and abs(w - 0.15) < 0.02
 
 
-def test_completeness_rows_bins_and_counts():
-    rc = _module()
+def test_completeness_rows_bins_and_counts(benchmark_script):
+    rc = benchmark_script("realism_causes")
     x = np.array([0.5, 1.5, 1.6, 2.5, 9.0])
     a = np.array([True, True, False, False, True])
     rows = rc.completeness_rows(x, np.array([0.0, 1.0, 2.0, 3.0]), (a, ~a))
     assert [(n, k) for _, _, n, k in rows] == [(1, [1, 0]), (2, [1, 1]), (1, [0, 1])]
 
 
-def test_reweighted_selection_unchanged_counts_give_the_selected_number():
-    rc = _module()
+def test_reweighted_selection_unchanged_counts_give_the_selected_number(benchmark_script):
+    rc = benchmark_script("realism_causes")
     rng = np.random.default_rng(5)
     z = rng.uniform(0.0, 1.0, 4000)
     counts = 10 ** rng.uniform(0.5, 3.5, z.size)
@@ -71,8 +59,8 @@ def test_reweighted_selection_unchanged_counts_give_the_selected_number():
     assert np.all(fewer < 0.8 * before)
 
 
-def test_band_energy_ratio_of_the_thermal_spectrum():
-    rc = _module()
+def test_band_energy_ratio_of_the_thermal_spectrum(benchmark_script):
+    rc = benchmark_script("realism_causes")
     c = SimConfig()
     r = [rc.band_energy(t, 0.5, 2.0, c) / rc.band_energy(t, 0.1, 2.4, c) for t in (0.7, 3.0)]
     # 0.5-2 keV is inside 0.1-2.4 keV; a hotter (flatter) spectrum puts more of it there

@@ -1,25 +1,14 @@
 """benchmarks/validate_simulate.py: the like-for-like comparison of field and stamps."""
 
-import importlib.util
-import os
 
 import numpy as np
 from astropy.table import Table
 
 from astro_clustermass.simulate import SimConfig, simulate_stamps
 
-_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "validate_simulate.py")
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("validate_simulate", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_field_like_stamps_inner_box_and_preselection():
-    vs = _module()
+def test_field_like_stamps_inner_box_and_preselection(benchmark_script):
+    vs = benchmark_script("validate_simulate")
     cfg = SimConfig()
     # halos: inside the inner box (0.5 deg margin), near the edge, too faint, too light
     ra = np.array([1.0, 1.2, 0.2, 1.0, 1.0])
@@ -45,10 +34,10 @@ def test_field_like_stamps_inner_box_and_preselection():
     assert small["halos"] == 0 and np.isnan(small["per140"][0])
 
 
-def test_measure_stamps_area_from_stamps_run(tmp_path):
+def test_measure_stamps_area_from_stamps_run(tmp_path, benchmark_script):
     # a run given by area (no n_halos_requested): the virtual area per stamp is the run's
     # area over its stamps, and the efficiencies count the selected central clusters
-    vs = _module()
+    vs = benchmark_script("validate_simulate")
     r = simulate_stamps(str(tmp_path), area=0.2, seed=5, config=SimConfig(chunk_size=4),
                         progress=False, keep_events="none", max_chunks=1)
     man = r.manifest
@@ -60,11 +49,11 @@ def test_measure_stamps_area_from_stamps_run(tmp_path):
     assert sum(v[2] for v in eff.values()) <= 4
 
 
-def test_agn_photon_shares_by_origin():
+def test_agn_photon_shares_by_origin(benchmark_script):
     # one selected AGN detection (AGN 7) with 10 own photons, 5 of AGN 8, 3 of halo 2 and
     # 2 background photons within 60"; photons further out do not count. One point-like
     # AGN detection of the same counts elsewhere, with only its own photons.
-    vs = _module()
+    vs = benchmark_script("validate_simulate")
     rng = np.random.default_rng(1)
 
     def around(ra, dec, n, r_arcsec):
@@ -104,8 +93,8 @@ def test_agn_photon_shares_by_origin():
     assert frac["20-40"] == [0.0, 1] and frac["40-80"] == [0.5, 2] and frac["320-inf"][1] == 0
 
 
-def test_halo_number_counts_per_square_degree():
-    vs = _module()
+def test_halo_number_counts_per_square_degree(benchmark_script):
+    vs = benchmark_script("validate_simulate")
     truth = Table({"FLUX": [5e-15, 1.5e-14, 3e-14, 5e-14, 2e-13],
                    "FLUX_TOT": [1e-14, 3e-14, 6e-14, 1e-13, 4e-13]})
     out = vs.halo_number_counts(truth, 2.0, fluxes=(1e-14, 4e-14))
