@@ -200,6 +200,9 @@ class EstimatorSpec:
     version : str
     package : str
         Distribution that provides it (filled in by the registry).
+    unavailable : str
+        Why it cannot run with its default options (e.g. its weights are not shipped);
+        empty if it can. Listed with the status ``unavailable``.
     """
 
     name: str
@@ -208,6 +211,7 @@ class EstimatorSpec:
     description: str = ""
     version: str = ""
     package: str = ""
+    unavailable: str = ""
 
     def resolve_factory(self):
         """The factory itself (imports its module if it was given as a string)."""

@@ -159,7 +159,8 @@ def _spec_from(obj, package, version):
     except ValueError as exc:
         raise PluginError(str(exc)) from None
     return EstimatorSpec(spec.name, spec.factory, tuple(spec.inputs), spec.description,
-                         spec.version or version, spec.package or package)
+                         spec.version or version, spec.package or package,
+                         str(getattr(spec, "unavailable", "") or ""))
 
 
 class Registry:
@@ -351,7 +352,8 @@ class Registry:
         rows = []
         for name, specs in sorted(self._specs.items()):
             for spec in specs:
-                status = "ok" if len(specs) == 1 else "duplicate name"
+                status = ("duplicate name" if len(specs) > 1
+                          else "unavailable" if spec.unavailable else "ok")
                 rows.append((name, spec.package, spec.version, ", ".join(spec.inputs),
                              status, spec.description))
         for spec, why in self.refused:

@@ -144,6 +144,7 @@ def test_shipped_ensemble_has_no_model_part_and_says_so():
 def test_marginalised_name_needs_prior_draws_and_is_unavailable_without_weights(tmp_path):
     from astro_clustermass.cnn import builtin_estimator_specs
     from astro_clustermass.cnn.io import MANIFEST, marginalised_weights_dir
+    from astro_clustermass.registry import default_registry
 
     with pytest.raises(ManifestError, match="not a calibration-marginalised ensemble"):
         CNNMarginalisedEstimator(weights=default_weights_dir())
@@ -153,6 +154,11 @@ def test_marginalised_name_needs_prior_draws_and_is_unavailable_without_weights(
     if os.path.exists(os.path.join(marginalised_weights_dir(), MANIFEST)):
         pytest.skip("a marginalised ensemble is shipped")
     assert spec.description.startswith("UNAVAILABLE: no calibration-marginalised weights")
+    assert spec.unavailable.startswith("no calibration-marginalised weights")
+    listed = default_registry().table()
+    status = dict(zip(listed["name"], listed["status"]))
+    assert status["cnn-ensemble-marginalised"] == "unavailable"
+    assert status["cnn-ensemble"] == status["lx-chiu22"] == "ok"
     with pytest.raises(EstimatorUnavailable, match="no calibration-marginalised weights are "
                                                    "shipped yet"):
         spec.load()

@@ -10,7 +10,7 @@ __all__ = ["add_arguments", "run", "format_table"]
 DEFAULT_WIDTH = 100
 
 #: Narrowest description column before the table gives up fitting the width.
-_MIN_DESCRIPTION = 20
+_MIN_DESCRIPTION = 12
 
 #: Longest status shown in the short listing (errors can be long: ``--long``).
 _MAX_STATUS = 40

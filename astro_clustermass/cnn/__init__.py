@@ -99,7 +99,9 @@ def builtin_estimator_specs():
     marginalised = ("CNN ensemble trained on simulator-prior draws; sigma split into "
                     "statistical (_err_stat) and model (_err_model) parts")
     factory = "astro_clustermass.cnn.estimator:CNNMarginalisedEstimator"
+    unavailable = ""
     if not shipped:
+        unavailable = "no calibration-marginalised weights are shipped yet (issue 23)"
         marginalised = ("UNAVAILABLE: no calibration-marginalised weights are shipped yet "
                         "(issue 23); weights=DIR uses one you trained. " + marginalised)
         factory = "astro_clustermass.cnn.estimator:marginalised_unavailable"
@@ -116,4 +118,5 @@ def builtin_estimator_specs():
         inputs=("z", "RA", "DEC"),
         description=marginalised,
         version="1",
+        unavailable=unavailable,
     )]
