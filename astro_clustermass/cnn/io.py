@@ -24,6 +24,7 @@ import json
 import os
 
 from ..io.atomic import atomic_write
+from ..utils.data import package_data
 from ..utils.optional import require
 
 __all__ = ["MANIFEST", "FORMAT", "default_weights_dir", "marginalised_weights_dir",
@@ -41,14 +42,13 @@ class ManifestError(ValueError):
 
 def default_weights_dir():
     """Directory of the shipped default ensemble."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "data", "cnn", "default")
+    return package_data("cnn", "default")
 
 
 def marginalised_weights_dir():
     """Directory of the shipped calibration-marginalised ensemble (``cnn-ensemble-
     marginalised``); it holds no manifest while no such ensemble is shipped."""
-    return os.path.join(os.path.dirname(default_weights_dir()), "marginalised")
+    return package_data("cnn", "marginalised")
 
 
 def member_draw_ids(manifest):

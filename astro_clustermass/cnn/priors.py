@@ -23,6 +23,8 @@ import os
 
 import numpy as np
 
+from ..utils.data import package_data
+
 __all__ = ["Prior", "SimulatorPriors", "default_priors_path", "PriorError"]
 
 FORMAT = "astro_clustermass-simulator-priors"
@@ -38,8 +40,7 @@ class PriorError(ValueError):
 
 def default_priors_path():
     """The shipped priors file, ``astro_clustermass/data/cnn/simulator_priors.yaml``."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "data", "cnn", "simulator_priors.yaml")
+    return package_data("cnn", "simulator_priors.yaml")
 
 
 @dataclasses.dataclass(frozen=True)

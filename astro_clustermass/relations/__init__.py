@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 
+from ..utils.data import package_data
+
 __all__ = ["builtin_estimator_specs", "RelationFactory", "ScalingRelation",
            "ScalingRelationEstimator", "load_relation"]
 
-_DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "relations")
+_DATA = package_data("relations")
 
 
 class RelationFactory:

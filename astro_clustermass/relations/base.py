@@ -29,6 +29,7 @@ import numpy as np
 from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM, LambdaCDM
 
+from ..utils.data import package_data
 from ..utils.exceptions import OutOfRangeWarning
 
 __all__ = ["ScalingRelation", "Inversion", "RelationError", "load_relation",
@@ -36,7 +37,7 @@ __all__ = ["ScalingRelation", "Inversion", "RelationError", "load_relation",
 
 
 #: Directory of the shipped parameter sets.
-RELATION_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "relations")
+RELATION_DIR = package_data("relations")
 
 _LN10 = np.log(10.0)
 

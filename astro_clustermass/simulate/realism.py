@@ -41,12 +41,13 @@ import os
 import numpy as np
 from astropy.table import Table
 
+from ..utils.data import package_data
+
 __all__ = ["EFEDS_TABLE", "EFEDS_AREA_DEG2", "EFEDS_DENSITY_DEG2", "OBSERVABLES", "REQUIREMENTS",
            "read_efeds_clusters", "selected", "compare_with_efeds", "check_requirements",
            "format_table"]
 
-EFEDS_TABLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "efeds",
-                           "efeds_klein22_clusters.ecsv")
+EFEDS_TABLE = package_data("efeds", "efeds_klein22_clusters.ecsv")
 #: eFEDS field area [deg^2] (Brunner et al. 2022: about 140 deg^2)
 EFEDS_AREA_DEG2 = 140.0
 #: eFEDS candidates (EXT_LIKE > 6 & DET_LIKE > 5) per deg^2: 542 / 140

@@ -21,20 +21,19 @@ The table ships in ``astro_clustermass/data/ecf/ecf_efeds.ecsv`` and is regenera
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM
 
+from ..utils.data import package_data
 from . import spectra
 
 __all__ = ["compute_ecf", "ecf", "load_ecf_table", "count_rate_to_flux",
            "count_rate_to_luminosity", "luminosity_to_count_rate", "ECF_TABLE",
            "DEFAULT_NH", "DEFAULT_KT", "ECF_UNIT"]
 
-ECF_TABLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
-                         "ecf", "ecf_efeds.ecsv")
+ECF_TABLE = package_data("ecf", "ecf_efeds.ecsv")
 #: Galactic column towards eFEDS, order of magnitude (HI4PI gives 1-5e20 cm^-2 there).
 DEFAULT_NH = 3e20
 #: Temperature used when none is given [keV].

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..utils.data import package_data
+
 __all__ = ["EffectiveArea", "read_arf", "ARF_PATH", "DATA_DIR"]
 
 #: Instrument files shipped with the package (``../shared/data/erosita`` in the project).
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
-                        "erosita")
+DATA_DIR = package_data("erosita")
 #: The eFEDS ARF shipped with the package.
 ARF_PATH = os.path.join(DATA_DIR, "efeds_point_source_ARF.fits")
 
