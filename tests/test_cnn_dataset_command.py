@@ -105,3 +105,21 @@ def test_stamps_mode_fills_realisations_chunk_by_chunk(tmp_path):
         real = read_realisation(str(tmp_path / "w" / "sim" / f"real_{k:03d}"))
         assert real.manifest["seed"] == 5 + k and len(real.event_files) == 1
     assert set(np.asarray(data.catalog["realisation"])) <= {0, 1}
+
+
+def test_progress_line_totals_over_fields_and_realisations():
+    import io
+
+    from astro_clustermass.cli.dataset import _Progress
+
+    out = io.StringIO()
+    report = _Progress(out=out)
+    # two fields, one count each; then a stamp realisation whose manifest grows
+    report(1, 4, "sim/field_000", {"counts": {"selected_matched": 73}}, 20.0)
+    report(2, 4, "sim/field_001", {"counts": {"selected_matched": 72}}, 20.0)
+    report(3, 4, "sim/real_000", {"selected": 10}, 10.0)
+    report(4, 4, "sim/real_000", {"selected": 25}, 10.0)
+    lines = out.getvalue().splitlines()
+    assert "73 selected cluster detections here, 73 in all" in lines[0]
+    assert "72 selected cluster detections here, 145 in all" in lines[1]
+    assert "25 selected cluster detections here, 170 in all" in lines[3]

@@ -79,17 +79,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Progress:
-    """One line per simulator call: chunks done, what they gave, the time left."""
+    """One line per simulator call: chunks done, what they gave, the time left.
+
+    A field chunk's manifest counts that field's clusters; a stamp realisation's counts
+    the chunks done so far. The total is the sum of each directory's latest count.
+    """
 
     def __init__(self, out=None):
         self.out = out
         self.prev = {}          # directory -> chunks done at its previous report
+        self.selected = {}      # directory -> its latest count of selected clusters
         self.new_chunks = 0     # chunks simulated by this run
         self.seconds = 0.0
 
     def __call__(self, done, planned, directory, manifest, seconds):
         counts = manifest.get("counts", {})
         selected = counts.get("selected_matched", manifest.get("selected"))
+        self.selected[directory] = int(selected or 0)
+        total = sum(self.selected.values())
         before = self.prev.get(directory, done - 1)
         self.prev[directory] = done
         if seconds is None:
@@ -102,7 +109,7 @@ class _Progress:
         if self.new_chunks and planned > done:
             eta = f", about {(planned - done) * self.seconds / self.new_chunks / 60:.0f} min left"
         print(f"[{time.strftime('%H:%M:%S')}] {directory}: chunk {done}/{planned}, "
-              f"{selected} selected cluster detections in all ({how}){eta}",
+              f"{selected} selected cluster detections here, {total} in all ({how}){eta}",
               file=self.out or sys.stdout, flush=True)
 
 
