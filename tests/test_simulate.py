@@ -78,6 +78,29 @@ def test_cool_core_link_to_luminosity(link):
     assert (gap > 0.05) if link else (abs(gap) < 0.01)
 
 
+def test_core_radius_and_cool_core_fraction_with_mass():
+    # defaults: the same draws as before the two mass terms existed (self-similar)
+    m = np.concatenate([np.full(20000, 10 ** 13.5), np.full(20000, 10 ** 14.5)])
+    z = np.full(m.size, 0.3)
+    base = emission.draw_properties(np.random.default_rng(4), m, z, CFG)
+    same = emission.draw_properties(np.random.default_rng(4), m, z,
+                                    CFG.replace(rc_mass_slope=0.0, cc_logit_mass_slope=0.0))
+    for key in base:
+        assert np.array_equal(base[key], same[key]), key
+    lo, hi = slice(0, 20000), slice(20000, None)
+    assert np.median(base["rc"][lo]) == pytest.approx(np.median(base["rc"][hi]), rel=0.03)
+    # r_c / R500c median ~ (M / rc_mpivot)^slope: one dex of mass, 10^slope in core radius
+    cfg = CFG.replace(rc_mass_slope=0.3, cc_logit_mass_slope=-2.0)
+    p = emission.draw_properties(np.random.default_rng(4), m, z, cfg)
+    ratio = np.median(p["rc"][hi]) / np.median(p["rc"][lo])
+    assert ratio == pytest.approx(10 ** 0.3, rel=0.05)
+    # logit P(cool core) = logit(cc_fraction) + slope log10(M / rc_mpivot)
+    logit0 = np.log(cfg.cc_fraction / (1 - cfg.cc_fraction))
+    for part, dex in ((lo, -0.5), (hi, 0.5)):
+        expect = 1 / (1 + np.exp(-(logit0 - 2.0 * dex)))
+        assert p["cool_core"][part].mean() == pytest.approx(expect, abs=0.015)
+
+
 def test_lx_relation_pivot_and_temperature():
     # Pratt et al. 2009 at the pivot (h70 units, with the hydrostatic bias undone)
     h70 = CFG.H0 / 70

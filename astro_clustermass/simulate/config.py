@@ -63,6 +63,10 @@ class SimConfig:
     # clusters at z = 0.2-0.5 half the real median EXT (docs/validation.rst)
     rc_median: float = 0.20
     rc_scatter_dex: float = 0.25
+    # the median core radius scales as (M500c / rc_mpivot)^rc_mass_slope (0: self-similar,
+    # the same r_c / R500c at every mass); rc_median is the median at rc_mpivot [Msun]
+    rc_mass_slope: float = 0.0
+    rc_mpivot: float = 1e14
     beta_mean: float = 0.67
     beta_sd: float = 0.08
     # fraction of cool-core clusters: Planck SZ-selected clusters, 29 +- 4 % (Rossetti et
@@ -70,6 +74,9 @@ class SimConfig:
     # cc_lx_link = 1 until 2026-12-06 made half of the selected clusters cool-core
     cc_fraction: float = 0.3
     cc_lx_link: float = 0.0          # how strongly the L_X residual raises P(cool core)
+    # logit P(cool core) changes by this per dex of M500c / rc_mpivot (0: the same
+    # fraction at every mass; negative: more cool cores in groups)
+    cc_logit_mass_slope: float = 0.0
     cc_rc_median: float = 0.03       # cool-core component core radius / R500c
     cc_flux_frac: tuple = (0.15, 0.5)  # uniform range of the cool-core component's flux share
     axis_ratio_mean: float = 0.8

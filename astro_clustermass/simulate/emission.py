@@ -85,14 +85,22 @@ def draw_properties(rng, m500c, z, config):
     dt = config.t_scatter_dex * (rho * g1 + np.sqrt(1 - rho ** 2) * g2)
     out = {"LX": lx_mean(m500c, z, config) * 10 ** dl, "T": t_mean(m500c, z, config) * 10 ** dt,
            "dlogLX": dl, "dlogT": dt}
-    out["rc"] = np.clip(config.rc_median * 10 ** (config.rc_scatter_dex * rng.standard_normal(n)),
-                        0.02, 0.8)
+    mass_term = (np.asarray(m500c, float) / config.rc_mpivot) ** config.rc_mass_slope
+    rc_med = config.rc_median * mass_term
+    out["rc"] = np.clip(rc_med * 10 ** (config.rc_scatter_dex * rng.standard_normal(n)), 0.02, 0.8)
     out["beta"] = np.clip(rng.normal(config.beta_mean, config.beta_sd, n), 0.52, 0.95)
     # cool core: latent Gaussian = link * g1 + noise, threshold giving cc_fraction overall
     link = config.cc_lx_link
     latent = (link * g1 + rng.standard_normal(n)) / np.sqrt(1 + link ** 2)
-    out["cool_core"] = latent > ndtri(1 - config.cc_fraction) if 0 < config.cc_fraction < 1 \
-        else np.full(n, config.cc_fraction >= 1)
+    if 0 < config.cc_fraction < 1:
+        p_cc = config.cc_fraction
+        if config.cc_logit_mass_slope:
+            logit = np.log(p_cc / (1 - p_cc)) + config.cc_logit_mass_slope * np.log10(
+                np.asarray(m500c, float) / config.rc_mpivot)
+            p_cc = 1 / (1 + np.exp(-logit))
+        out["cool_core"] = latent > ndtri(1 - p_cc)
+    else:
+        out["cool_core"] = np.full(n, config.cc_fraction >= 1)
     out["rc_cc"] = np.clip(config.cc_rc_median * 10 ** (0.2 * rng.standard_normal(n)), 0.005, 0.1)
     lo, hi = config.cc_flux_frac
     out["f_cc"] = np.where(out["cool_core"], rng.uniform(lo, hi, n), 0.0)
