@@ -76,6 +76,19 @@ def test_rerun_resumes_grows_and_refuses_other_settings(field_set, tmp_path, cap
     assert main([*args, "--set", "lx_scatter_dex=0.3"]) == 1
     err = capsys.readouterr().err
     assert "config.lx_scatter_dex: 0.2 there, 0.3 now" in err
+    # a simulator parameter the work dir never recorded (added to SimConfig later)
+    # counts as its default there: resuming works, setting it otherwise is refused
+    import json
+
+    with open(f"{w2}/settings.json") as fh:
+        recorded = json.load(fh)
+    del recorded["config"]["rc_mass_slope"]
+    with open(f"{w2}/settings.json", "w") as fh:
+        json.dump(recorded, fh)
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--set", "rc_mass_slope=0.3"]) == 1
+    assert "config.rc_mass_slope: 0.0 there, 0.3 now" in capsys.readouterr().err
     # an output file that this work dir did not write is not replaced
     other = str(tmp_path / "other.h5")
     open(other, "w").close()

@@ -411,16 +411,26 @@ def build_dataset(sim_dir, out_path, selection=EFEDS_SELECTION, ebi_parameters=N
 
 
 def _check_settings(work_dir, settings):
-    """Record the settings of a work directory; refuse to resume it with others."""
+    """Record the settings of a work directory; refuse to resume it with others.
+
+    A simulator parameter that the recorded settings do not have (one added to
+    `~astro_clustermass.simulate.SimConfig` after the directory was started) counts as
+    its default there: the run then differs only if it is set to something else now.
+    """
     import json
 
     from ..io.atomic import atomic_write_text
+    from ..simulate.config import SimConfig
 
     path = os.path.join(work_dir, "settings.json")
     plain = json.loads(json.dumps(settings, default=str))
     if os.path.exists(path):
         with open(path) as fh:
             old = json.load(fh)
+        if isinstance(old.get("config"), dict) and isinstance(plain.get("config"), dict):
+            defaults = json.loads(json.dumps(SimConfig().to_dict(), default=str))
+            old["config"] = {**{k: v for k, v in defaults.items() if k in plain["config"]},
+                             **old["config"]}
         diffs = []
         for k in plain:
             if k in ("chunks", "output") or old.get(k) == plain[k]:
