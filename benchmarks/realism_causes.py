@@ -69,6 +69,7 @@ Usage::
     python benchmarks/realism_causes.py extent
     python benchmarks/realism_causes.py completeness /work/sim_output/i21b/f40_2101 ...
     python benchmarks/realism_causes.py grouplx /work/sim_output/i21b/f40_2101 ...
+    python benchmarks/realism_causes.py zcut /work/sim_output/i21b/f40_2101 ...
 """
 
 from __future__ import annotations
@@ -646,10 +647,98 @@ def completeness(dirs, zmax=0.2, ext_like_min=6.0):
               f"{h['sel'][above].mean():4.2f} of {above.sum()}")
 
 
+def zcut_tables(sims, real, cuts=(0.0, 0.1, 0.15, 0.2),
+                zb=(0.0, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.3)):
+    """EXT per redshift bin, and issue 21's requirements without the clusters below z_cut.
+
+    Parameters
+    ----------
+    sims : list of (detections, area_deg2, label)
+        Simulated detection tables with ``MATCH_TYPE`` and the matched truth's ``z``.
+    real : `~astropy.table.Table`
+        `astro_clustermass.simulate.realism.read_efeds_clusters`.
+
+    Returns
+    -------
+    bins : list of dict
+        Per redshift bin: ``n_real``, ``n_sim`` (per 140 deg^2), median EXT real and
+        simulated, all and with ML_RATE > 0.1 ct/s.
+    cut_results : list of (z_cut, `compare_with_efeds` result, `check_requirements`)
+        The simulated density is compared with the real one left after the cut.
+    """
+    from astro_clustermass.simulate import realism as R
+
+    rz, rext, rrate = (_v(real, c) for c in ("z", "EXT", "ML_RATE"))
+    secure = ~np.asarray(real["NOT_CLUSTER"], bool)
+    area = sum(float(a) for _, a, _ in sims)
+    cl = [R.selected(t) & (np.asarray(t["MATCH_TYPE"]).astype(str) == "cluster")
+          for t, _, _ in sims]
+    sz, sext, srate = (np.concatenate([_v(t, c)[m] for (t, _, _), m in zip(sims, cl)])
+                       for c in ("z", "EXT", "ML_RATE"))
+
+    def median(v, m):
+        return float(np.median(v[m])) if m.any() else np.nan
+
+    bins = []
+    for lo, hi in zip(zb[:-1], zb[1:]):
+        a, b = secure & (rz >= lo) & (rz < hi), (sz >= lo) & (sz < hi)
+        bins.append({"z": (lo, hi), "n_real": int(a.sum()),
+                     "n_sim": b.sum() * R.EFEDS_AREA_DEG2 / area,
+                     "ext_real": median(rext, a), "ext_sim": median(sext, b),
+                     "ext_real_bright": median(rext, a & (rrate > 0.1)),
+                     "ext_sim_bright": median(sext, b & (srate > 0.1))})
+    cut_results = []
+    for cut in cuts:
+        keep_real = real[~(secure & (rz < cut))]
+        kept = [(t[~(m & (_v(t, "z") < cut))], a, lab) for (t, a, lab), m in zip(sims, cl)]
+        res = R.compare_with_efeds(kept, real=keep_real)
+        res["density"]["real"] = len(keep_real) / R.EFEDS_AREA_DEG2
+        res["density"]["ratio"] = res["density"]["sim"] / res["density"]["real"]
+        cut_results.append((cut, res, R.check_requirements(res)))
+    return bins, cut_results
+
+
+def zcut(dirs):
+    """Print `zcut_tables` for field realisations."""
+    from astro_clustermass.simulate import read_realisation
+    from astro_clustermass.simulate import realism as R
+
+    sims = []
+    for d in dirs:
+        r = read_realisation(d)
+        if r.manifest.get("mode") != "field":
+            raise SystemExit(f"{d} is not a field-mode realisation")
+        sims.append((r.detections, float(r.manifest["area_deg2"]), r.manifest["seed"]))
+    bins, cut_results = zcut_tables(sims, R.read_efeds_clusters())
+    area = sum(a for _, a, _ in sims)
+    print(f"selected clusters per 140 deg^2 and median EXT [arcsec], real (secure) / "
+          f"simulated ({area:g} deg^2 scaled)")
+    print("z             N real   N sim   EXT real   EXT sim  ratio   ML_RATE > 0.1: "
+          "EXT real / sim")
+    for b in bins:
+        print(f"{b['z'][0]:4.2f}-{b['z'][1]:4.2f}   {b['n_real']:6d}  {b['n_sim']:6.0f}   "
+              f"{b['ext_real']:8.1f}  {b['ext_sim']:8.1f}  {b['ext_sim'] / b['ext_real']:5.2f}"
+              f"   {b['ext_real_bright']:6.1f} / {b['ext_sim_bright']:.1f}")
+    print("\nissue 21's requirements with the clusters at z < z_cut removed from both "
+          "(KS D / median difference; density and non-cluster fraction against the "
+          "remaining real catalogue)")
+    for cut, res, checks in cut_results:
+        n_pass = sum(ok for _, ok in checks.values())
+        dens, nonc = checks["density"], checks["non_cluster_fraction"]
+        parts = [f"density {res['density']['sim']:.2f}/{res['density']['real']:.2f} "
+                 f"({dens[0] - 1:+.0%}{'' if dens[1] else ' FAIL'})",
+                 f"non-cluster {nonc[0]:.3f}{'' if nonc[1] else ' FAIL'}"]
+        for name in R.REQUIREMENTS["observables"]:
+            (ks, md), ok = checks[name]
+            md_txt = f"{md:+.3f}" if name == "z" else f"{md:+.0%}"
+            parts.append(f"{name} {ks:.3f}/{md_txt}{'' if ok else ' FAIL'}")
+        print(f"z_cut {cut:4.2f}: {n_pass} of {len(checks)} pass; " + ", ".join(parts))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("rate", "fields", "chiu", "nearby", "lumfun", "boxlike",
-                                    "variance", "extent", "completeness", "grouplx"))
+                                    "variance", "extent", "completeness", "grouplx", "zcut"))
     p.add_argument("--liu", help="Liu et al. (2022) table (lumfun)")
     p.add_argument("--thresholds", default="5,6,7,8", help="BOX_LIKE thresholds (boxlike)")
     p.add_argument("--zmax", type=float, default=0.2, help="halos below this z (completeness)")
@@ -675,6 +764,8 @@ def main(argv=None):
         completeness(a.dirs, a.zmax, a.ext_like)
     elif a.what == "grouplx":
         grouplx(a.dirs)
+    elif a.what == "zcut":
+        zcut(a.dirs)
     else:
         extent()
 

@@ -65,3 +65,35 @@ def test_band_energy_ratio_of_the_thermal_spectrum(benchmark_script):
     r = [rc.band_energy(t, 0.5, 2.0, c) / rc.band_energy(t, 0.1, 2.4, c) for t in (0.7, 3.0)]
     # 0.5-2 keV is inside 0.1-2.4 keV; a hotter (flatter) spectrum puts more of it there
     assert 0.3 < r[0] < r[1] < 0.75
+
+
+def test_zcut_tables_find_the_redshifts_that_fail(benchmark_script):
+    from astro_clustermass.simulate import realism
+
+    rc = benchmark_script("realism_causes")
+    real = realism.read_efeds_clusters()
+
+    def dressed(ext_scale_below=None):
+        """The real catalogue as a simulated detection table (secure -> 'cluster')."""
+        t = Table()
+        for c in ("ML_RATE", "EXT", "EXT_LIKE", "DET_LIKE", "ML_BKG", "ML_EXP", "ML_CTS", "z"):
+            t[c] = np.asarray(real[c], float)
+        secure = ~np.asarray(real["NOT_CLUSTER"], bool)
+        t["MATCHED"] = secure
+        t["MATCH_TYPE"] = np.where(secure, "cluster", "agn")
+        if ext_scale_below is not None:
+            z_lim, scale = ext_scale_below
+            t["EXT"][secure & (t["z"] < z_lim)] *= scale
+        return t
+
+    bins, cuts = rc.zcut_tables([(dressed(), 140.0, "real")], real)
+    assert all(b["n_real"] == round(b["n_sim"]) for b in bins)
+    assert all(b["ext_sim"] == b["ext_real"] for b in bins)
+    assert all(all(ok for _, ok in checks.values()) for _, _, checks in cuts)
+    # nearby clusters three times as extended: their bins and the pooled EXT fail, and
+    # removing the clusters below z = 0.2 from both catalogues makes EXT pass again
+    bins, cuts = rc.zcut_tables([(dressed((0.2, 3.0)), 140.0, "wide")], real)
+    assert [round(b["ext_sim"] / b["ext_real"], 3) for b in bins[:4]] == [3.0, 3.0, 3.0, 1.0]
+    by_cut = {cut: checks for cut, _, checks in cuts}
+    assert not by_cut[0.0]["EXT"][1] and by_cut[0.2]["EXT"][1]
+    assert by_cut[0.2]["density"][0] == 1.0
