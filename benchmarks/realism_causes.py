@@ -70,6 +70,7 @@ Usage::
     python benchmarks/realism_causes.py completeness /work/sim_output/i21b/f40_2101 ...
     python benchmarks/realism_causes.py grouplx /work/sim_output/i21b/f40_2101 ...
     python benchmarks/realism_causes.py zcut /work/sim_output/i21b/f40_2101 ...
+    python benchmarks/realism_causes.py profiles /work/sim_output/i21b/f40_2101 ...
 """
 
 from __future__ import annotations
@@ -735,10 +736,106 @@ def zcut(dirs):
         print(f"z_cut {cut:4.2f}: {n_pass} of {len(checks)} pass; " + ", ".join(parts))
 
 
+def profile_table(efeds_dir, sims=(), zb=(0.0, 0.15, 0.3, 0.5, 1.3),
+                  core_radii=(0.10, 0.15, 0.20, 0.25, 0.30, 0.40)):
+    """The real clusters' L_500kpc / L_300kpc and EXT / theta500 per redshift bin.
+
+    Parameters
+    ----------
+    efeds_dir : str
+        Folder with the three eFEDS tables of `astro_clustermass.relations.efeds.FILES`.
+    sims : list of (detections, truth)
+        Field realisations; their selected clusters' EXT / (60 R500c_arcmin) is added.
+
+    Returns
+    -------
+    list of dict per bin: ``z``, ``n`` (clusters with both luminosities), ``ratio_real``,
+    ``ratio_model`` (per core radius), ``rc_implied`` (r_c / R500c at which the model's
+    median ratio equals the real one; NaN outside the grid), ``ext_theta_real``,
+    ``ext_theta_sim``.
+    """
+    import astropy.units as u
+    from astropy.cosmology import FlatLambdaCDM
+    from astropy.table import join
+
+    from astro_clustermass.relations import efeds
+    from astro_clustermass.relations.lx import aperture_correction
+    from astro_clustermass.simulate import realism as R
+
+    liu, chiu = efeds._read(efeds_dir, "liu"), efeds._read(efeds_dir, "chiu")
+    real = R.read_efeds_clusters()
+    t = join(join(liu, real["Name", "ID_SRC", "EXT", "NOT_CLUSTER", "Z_BEST_COMB"],
+                  keys="ID_SRC"), chiu["Name", "r500c_lcdm"], keys="Name")
+    z = _v(t, "Z_BEST_COMB")
+    secure = ~np.asarray(t["NOT_CLUSTER"], bool)
+    theta500 = _v(t, "r500c_lcdm") * 60.0                       # arcsec
+    cosmo = FlatLambdaCDM(H0=100 * efeds.LITTLE_H, Om0=0.3)      # Chiu et al.'s
+    r500 = (theta500 * u.arcsec).to_value(u.rad) * cosmo.angular_diameter_distance(z).to(u.kpc)
+    l3, l5 = _v(t, "L_300kpc"), _v(t, "L_500kpc")
+    both = secure & (l3 > 0) & (l5 > 0)
+    ext_theta = _v(t, "EXT") / theta500
+    if sims:
+        sz = np.concatenate([_v(tr, "z")[_truth_rows(det, tr)] for det, tr in sims])
+        s_et = np.concatenate([_v(det, "EXT")[_sel_clusters(det)]
+                               / (60.0 * _v(tr, "R500c_arcmin")[_truth_rows(det, tr)])
+                               for det, tr in sims])
+    rows = []
+    for lo, hi in zip(zb[:-1], zb[1:]):
+        m = both & (z >= lo) & (z < hi)
+        model = [float(np.median(aperture_correction(300 * u.kpc, r500[m], core_radius=rc)
+                                 / aperture_correction(500 * u.kpc, r500[m], core_radius=rc)))
+                 if m.any() else np.nan for rc in core_radii]
+        ratio = float(np.median(l5[m] / l3[m])) if m.any() else np.nan
+        implied = float(np.interp(ratio, model, core_radii, left=np.nan, right=np.nan))
+        me = secure & (z >= lo) & (z < hi)
+        row = {"z": (lo, hi), "n": int(m.sum()), "ratio_real": ratio,
+               "ratio_model": dict(zip(core_radii, model)), "rc_implied": implied,
+               "ext_theta_real": float(np.median(ext_theta[me])) if me.any() else np.nan,
+               "ext_theta_sim": np.nan}
+        if sims:
+            ms = (sz >= lo) & (sz < hi)
+            row["ext_theta_sim"] = float(np.median(s_et[ms])) if ms.any() else np.nan
+        rows.append(row)
+    return rows
+
+
+def _sel_clusters(det):
+    from astro_clustermass.simulate import realism as R
+
+    return R.selected(det) & (np.asarray(det["MATCH_TYPE"]).astype(str) == "cluster")
+
+
+def _truth_rows(det, truth):
+    """Row in ``truth`` of each selected cluster detection's halo."""
+    index = {h: i for i, h in enumerate(np.asarray(truth["HALO_ID"]))}
+    return np.array([index[h] for h in np.asarray(det["HALO_ID"])[_sel_clusters(det)]], int)
+
+
+def profiles(dirs, efeds_dir):
+    """Print `profile_table`."""
+    from astro_clustermass.simulate import read_realisation
+
+    sims = [(r.detections, r.truth) for r in (read_realisation(d) for d in dirs)]
+    rows = profile_table(efeds_dir, sims)
+    radii = list(rows[0]["ratio_model"])
+    print("real secure eFEDS clusters: median L_500kpc / L_300kpc (Liu et al. 2022) against a "
+          "projected beta model (beta 0.67, R500c of Chiu et al.); EXT / theta500")
+    print("z            N   real   model at r_c/R500c = " + " ".join(f"{r:.2f}" for r in radii)
+          + "   implied r_c   EXT/theta500 real" + ("  sim" if sims else ""))
+    for r in rows:
+        print(f"{r['z'][0]:4.2f}-{r['z'][1]:4.2f}  {r['n']:4d}  {r['ratio_real']:.3f}  "
+              + " " * 22 + " ".join(f"{v:.3f}" for v in r["ratio_model"].values())
+              + f"   {r['rc_implied']:.2f}          {r['ext_theta_real']:.3f}"
+              + (f"          {r['ext_theta_sim']:.3f}" if sims else ""))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("rate", "fields", "chiu", "nearby", "lumfun", "boxlike",
-                                    "variance", "extent", "completeness", "grouplx", "zcut"))
+                                    "variance", "extent", "completeness", "grouplx", "zcut",
+                                    "profiles"))
+    p.add_argument("--efeds-dir", default="tests/data/efeds",
+                   help="folder with the three eFEDS tables (profiles)")
     p.add_argument("--liu", help="Liu et al. (2022) table (lumfun)")
     p.add_argument("--thresholds", default="5,6,7,8", help="BOX_LIKE thresholds (boxlike)")
     p.add_argument("--zmax", type=float, default=0.2, help="halos below this z (completeness)")
@@ -766,6 +863,8 @@ def main(argv=None):
         grouplx(a.dirs)
     elif a.what == "zcut":
         zcut(a.dirs)
+    elif a.what == "profiles":
+        profiles(a.dirs, a.efeds_dir)
     else:
         extent()
 

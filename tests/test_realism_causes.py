@@ -1,6 +1,7 @@
 """benchmarks/realism_causes.py: the pieces of the ``completeness`` diagnostic."""
 
 import numpy as np
+import pytest
 from astropy.table import Table
 
 from astro_clustermass.simulate import SimConfig
@@ -97,3 +98,21 @@ def test_zcut_tables_find_the_redshifts_that_fail(benchmark_script):
     by_cut = {cut: checks for cut, _, checks in cuts}
     assert not by_cut[0.0]["EXT"][1] and by_cut[0.2]["EXT"][1]
     assert by_cut[0.2]["density"][0] == 1.0
+
+
+def test_profile_table_reads_the_real_profiles(benchmark_script):
+    import os
+
+    rc = benchmark_script("realism_causes")
+    here = os.path.join(os.path.dirname(__file__), "data", "efeds")
+    rows = rc.profile_table(here)
+    assert [r["z"] for r in rows] == [(0.0, 0.15), (0.15, 0.3), (0.3, 0.5), (0.5, 1.3)]
+    assert sum(r["n"] for r in rows) > 400    # secure clusters with both luminosities
+    for r in rows:
+        model = list(r["ratio_model"].values())
+        # a larger core puts more of the light between 300 and 500 kpc
+        assert all(b > a > 1.0 for a, b in zip(model, model[1:]))
+        # the implied core radius gives back the real ratio on the model's grid
+        back = np.interp(r["rc_implied"], list(r["ratio_model"]), model)
+        assert back == pytest.approx(r["ratio_real"], rel=1e-9)
+        assert 0.0 < r["ext_theta_real"] < 1.0 and np.isnan(r["ext_theta_sim"])
