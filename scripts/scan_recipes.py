@@ -103,6 +103,9 @@ def main(argv=None):
                         "(e.g. for a short demonstration)")
     p.add_argument("--selection", default=None, help="default: the eFEDS selection")
     p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split-by", choices=("cluster", "field"), default="cluster",
+                   help="unit of the split (field: every cluster of a simulated field "
+                        "in the same set)")
     p.add_argument("--size-recipe", default=None,
                    help="recipe whose members make the ensemble-size table")
     p.add_argument("--size-members", type=int, default=20)
@@ -134,7 +137,8 @@ def main(argv=None):
     base = {"max_epochs": args.max_epochs, "early_stopping_patience": args.patience}
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = _uptime()
-    common = dict(selection=selection, split_seed=args.split_seed, base_config=base)
+    common = dict(selection=selection, split_seed=args.split_seed, base_config=base,
+                  split_by=args.split_by)
     rows, preds = scan_recipes(data, recipes, work, members=args.members, **common)
     size_rows = []
     if args.size_recipe:
@@ -147,7 +151,8 @@ def main(argv=None):
     load_after = _uptime()
     cmd = "python scripts/scan_recipes.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     text = [f"Recipe scan on one validation split ({source}, selection {selection!r}, "
-            f"split seed {args.split_seed}, {len(preds['truth'])} validation clusters)", "",
+            f"split seed {args.split_seed} by {args.split_by}, {len(preds['truth'])} validation "
+            "clusters)", "",
             f"Command: ``{cmd}``", f"Date: {started:%Y-%m-%d %H:%M} UTC; machine: "
             f"{_machine()}; torch {torch.__version__}, {args.threads} threads",
             f"Load before: {load_before}", f"Load after: {load_after}", "",

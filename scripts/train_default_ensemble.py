@@ -136,7 +136,7 @@ def step_train(args, dataset):
                             "weight_power": args.weight_power,
                             **json.loads(args.recipe or "{}")})
     common = dict(n_members=args.members, config=config, base_seed=0, split_seed=0,
-                  dataset_path=dataset)
+                  split_by=args.split_by, dataset_path=dataset)
     work = os.path.join(args.work, "train")
     if args.member is not None:  # worker: one member, args.threads threads
         torch.set_num_threads(args.threads)
@@ -156,7 +156,8 @@ def step_train(args, dataset):
                 cmd = [sys.executable, os.path.abspath(__file__), "--work", args.work,
                        "--dataset", dataset, "--member", str(i), "--threads", str(per),
                        "--members", str(args.members), "--max-epochs", str(args.max_epochs),
-                       "--patience", str(args.patience), "--lr-patience", str(args.lr_patience)]
+                       "--patience", str(args.patience), "--lr-patience", str(args.lr_patience),
+                       "--split-by", args.split_by]
                 if args.uniform_mass_weights:
                     cmd += ["--uniform-mass-weights", "--weight-power", str(args.weight_power)]
                 if args.recipe:
@@ -314,6 +315,9 @@ def main(argv=None):
     p.add_argument("--source", choices=("simulate",), default="simulate",
                    help="the package simulator (the only source since the stand-in went)")
     p.add_argument("--members", type=int, default=5)
+    p.add_argument("--split-by", choices=("cluster", "field"), default="cluster",
+                   help="unit of the train/validation/test split (field: every cluster "
+                        "of a simulated field in the same set)")
     p.add_argument("--max-epochs", type=int, default=300)
     p.add_argument("--patience", type=int, default=25)
     p.add_argument("--lr-patience", type=int, default=10)

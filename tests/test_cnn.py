@@ -238,6 +238,28 @@ def test_split_by_cluster_never_splits_a_cluster():
     assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
 
 
+def test_split_by_field_keeps_each_field_in_one_set():
+    from astro_clustermass.cnn.dataset import prepare_splits
+
+    data = synthetic_data(240, seed=7)
+    data.catalog["realisation"] = np.arange(240) % 12          # 12 fields
+    splits, info = prepare_splits(data, "", split_seed=1, split_by="field")
+    fields = [set(np.asarray(splits[k].catalog["realisation"])) for k in ("train", "val", "test")]
+    assert not (fields[0] & fields[1]) and not (fields[0] & fields[2]) \
+        and not (fields[1] & fields[2])
+    assert sorted(len(f) for f in fields) == [2, 2, 8]            # 70/15/15 of 12 fields
+    assert info["split_unit"] == "field" and info["n_train"] == 160
+    # by cluster (the default) the fields are shared between the sets
+    splits, info = prepare_splits(data, "", split_seed=1)
+    assert set(splits["train"].catalog["realisation"]) & set(splits["test"].catalog["realisation"])
+    assert info["split_unit"] == "cluster"
+    data.catalog["realisation"] = np.arange(240) % 2
+    with pytest.raises(ValueError, match="at least 3 fields"):
+        prepare_splits(data, "", split_by="field")
+    with pytest.raises(ValueError, match="split_by"):
+        prepare_splits(data, "", split_by="halo")
+
+
 def test_uniform_mass_weights_flatten_the_distribution():
     rng = np.random.default_rng(6)
     logm = np.concatenate([rng.uniform(13.5, 14.0, 900), rng.uniform(14.0, 14.5, 100)])

@@ -48,7 +48,8 @@ def run(args):
     data = read_dataset(args.dataset)
     ds = man["dataset"]
     splits, info = prepare_splits(data, ds["selection"], ds["split_seed"],
-                                  tuple(ds["split_fractions"]))
+                                  tuple(ds["split_fractions"]),
+                                  split_by=ds.get("split_unit", "cluster"))
     for key in ("n_train", "n_val", "n_test"):
         if info[key] != ds[key]:
             raise ValueError(f"{args.dataset} does not reproduce the ensemble's split "

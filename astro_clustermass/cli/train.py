@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=100, help="batch size (100)")
     parser.add_argument("--seed", type=int, default=0, help="member i is seeded with SEED + i")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the 70/15/15 split")
+    parser.add_argument("--split-by", choices=("cluster", "field"), default="cluster",
+                        help="unit of the split: cluster (default) or field (all clusters "
+                             "of one simulated field in the same set)")
     parser.add_argument("--selection", default=DEFAULT_SELECTION,
                         help=f"cluster selection (default {DEFAULT_SELECTION!r})")
     parser.add_argument("--uniform-mass-weights", action="store_true",
@@ -132,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         os.path.basename(os.path.normpath(args.output)) + "_work")
     manifest = train_ensemble(data, args.output, work, n_members=args.members, config=config,
                               base_seed=args.seed, selection=args.selection,
-                              split_seed=args.split_seed, progress=not args.no_progress,
+                              split_seed=args.split_seed, split_by=args.split_by,
+                              progress=not args.no_progress,
                               overwrite=args.overwrite, dataset_path=args.dataset)
     test = manifest["metrics"].get("test", {})
     print(f"wrote {args.members}-member ensemble to {args.output}")

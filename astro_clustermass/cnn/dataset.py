@@ -376,21 +376,51 @@ def file_sha256(path, block=1 << 20):
     return h.hexdigest()
 
 
-def prepare_splits(data, selection, split_seed=0, fractions=(0.70, 0.15, 0.15)):
-    """Apply the selection and split by cluster.
+#: Units of `prepare_splits`: what one key of the split is.
+SPLIT_UNITS = {"cluster": "cluster (realisation + cluster id)",
+               "field": "field (realisation: every cluster of one simulated field together)"}
+
+
+def prepare_splits(data, selection, split_seed=0, fractions=(0.70, 0.15, 0.15),
+                   split_by="cluster"):
+    """Apply the selection and split by cluster or by field.
+
+    Parameters
+    ----------
+    data : `TrainingData`
+    selection : str
+    split_seed : int
+    fractions : three floats summing to 1
+    split_by : {'cluster', 'field'}
+        ``'cluster'``: the images of one cluster stay together; ``'field'``: all the
+        clusters of one realisation (a simulated field of ``astro-clustermass dataset
+        --mode field``) stay together, so that no test cluster is seen at the edge of a
+        training cluster's image. A field split needs at least three realisations.
 
     Returns
     -------
     splits : dict name -> `TrainingData` (train, val, test)
-    info : dict (counts, selection, seed) for the manifest
+    info : dict (counts, selection, seed, unit) for the manifest
     """
+    if split_by not in SPLIT_UNITS:
+        raise ValueError(f"split_by must be one of {sorted(SPLIT_UNITS)}, not {split_by!r}")
     mask = apply_selection(data.catalog, selection)
     good = np.isfinite(data.log10_mass) & np.isfinite(data.z)
     sel = data.subset(np.flatnonzero(mask & good))
-    tr, va, te = split_by_cluster(sel.group_keys(), fractions, seed=split_seed)
+    if split_by == "field":
+        rname = _first(sel.catalog, _REAL_NAMES)
+        if rname is None:
+            raise ValueError(f"a split by field needs a realisation column {_REAL_NAMES}")
+        keys = np.asarray(sel.catalog[rname]).astype(str)
+        if len(np.unique(keys)) < 3:
+            raise ValueError(f"a split by field needs at least 3 fields, the data set has "
+                             f"{len(np.unique(keys))}")
+    else:
+        keys = sel.group_keys()
+    tr, va, te = split_by_cluster(keys, fractions, seed=split_seed)
     splits = {"train": sel.subset(tr), "val": sel.subset(va), "test": sel.subset(te)}
     info = {"n_rows": int(len(data)), "selection": selection, "n_selected": int(len(sel)),
             "split_seed": int(split_seed), "split_fractions": [float(f) for f in fractions],
-            "split_by": "cluster (realisation + cluster id)",
+            "split_by": SPLIT_UNITS[split_by], "split_unit": split_by,
             "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te))}
     return splits, info

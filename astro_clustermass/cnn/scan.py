@@ -63,6 +63,7 @@ def _row(name, config, metrics, results, n_params, flops):
 
 
 def scan_recipes(data, recipes, work_dir, selection="", split_seed=0, members=1,
+                 split_by="cluster",
                  base_seed=0, base_config=None, progress=False, log=print):
     """Train each recipe on one split and measure it on the validation clusters.
 
@@ -77,6 +78,8 @@ def scan_recipes(data, recipes, work_dir, selection="", split_seed=0, members=1,
         Cluster selection (see `~astro_clustermass.cnn.dataset.prepare_splits`).
     split_seed : int
         The one split every recipe shares.
+    split_by : {'cluster', 'field'}
+        Unit of the split (`~astro_clustermass.cnn.dataset.prepare_splits`).
     members : int
         Members per recipe (seeds ``base_seed + i``, the same for every recipe).
     base_config : dict, optional
@@ -100,7 +103,7 @@ def scan_recipes(data, recipes, work_dir, selection="", split_seed=0, members=1,
     from .model import count_parameters, flops_per_sample
     from .train import TrainConfig, train_member
 
-    splits, _ = prepare_splits(data, selection, split_seed)
+    splits, _ = prepare_splits(data, selection, split_seed, split_by=split_by)
     train, val = splits["train"], splits["val"]
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"selection {selection!r} leaves {len(train)} training and "

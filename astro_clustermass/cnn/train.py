@@ -453,7 +453,8 @@ def train_member(train, val, config: TrainConfig, seed: int, normalisation: Norm
 
 def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=0,
                    selection=None, split_seed=0, progress=True, overwrite=False,
-                   dataset_path=None, extra_manifest=None, only_member=None):
+                   dataset_path=None, extra_manifest=None, only_member=None,
+                   split_by="cluster"):
     """Train an ensemble and write it (weights + manifest + training-curve plot).
 
     Parameters
@@ -472,6 +473,9 @@ def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=
     selection : str
         Default `~astro_clustermass.cnn.dataset.DEFAULT_SELECTION`.
     split_seed : int
+    split_by : {'cluster', 'field'}
+        Unit of the train/validation/test split
+        (`~astro_clustermass.cnn.dataset.prepare_splits`).
     only_member : int, optional
         Train (or resume) only this member's checkpoint and return; a later call without
         it finds the finished checkpoints and assembles the ensemble. This lets members
@@ -489,7 +493,7 @@ def train_ensemble(data, out_dir, work_dir, n_members=5, config=None, base_seed=
 
     config = config or TrainConfig()
     selection = DEFAULT_SELECTION if selection is None else selection
-    splits, split_info = prepare_splits(data, selection, split_seed)
+    splits, split_info = prepare_splits(data, selection, split_seed, split_by=split_by)
     train, val, test = splits["train"], splits["val"], splits["test"]
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"selection {selection!r} leaves {len(train)} training and "
