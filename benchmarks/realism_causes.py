@@ -71,6 +71,7 @@ Usage::
     python benchmarks/realism_causes.py grouplx /work/sim_output/i21b/f40_2101 ...
     python benchmarks/realism_causes.py zcut /work/sim_output/i21b/f40_2101 ...
     python benchmarks/realism_causes.py profiles /work/sim_output/i21b/f40_2101 ...
+    python benchmarks/realism_causes.py extentmix /work/sim_output/i21b/f40_2101 ...
 """
 
 from __future__ import annotations
@@ -829,11 +830,78 @@ def profiles(dirs, efeds_dir):
               + (f"          {r['ext_theta_sim']:.3f}" if sims else ""))
 
 
+def extent_mix(seed=5, n_patch=40, core=50.0, photons=250):
+    """EXT_FIT / r_c of synthetic isolated clusters with the simulator's shape spreads."""
+    from astro_clustermass.simulate import detect, emission
+    from astro_clustermass.simulate.config import DEFAULT_CONFIG as C
+    from astro_clustermass.simulate.instrument import sample_psf_offsets
+
+    half = 900.0
+
+    def flat(x, y):
+        return np.full(np.shape(x), 2200.0)
+
+    out = {}
+    for label, beta_sd, spread_q in (("beta = 2/3, round", 0.0, False),
+                                     ("beta spread", C.beta_sd, False),
+                                     ("axis ratios", 0.0, True), ("both", C.beta_sd, True)):
+        rng = np.random.default_rng(seed)
+        ratio = []
+        for _ in range(n_patch):
+            nb = rng.poisson(0.0028 * 2200 * (2 * half / 60) ** 2)
+            bx, by = rng.uniform(-half, half, nb), rng.uniform(-half, half, nb)
+            beta = np.clip(rng.normal(C.beta_mean, beta_sd), 0.52, 0.95) if beta_sd else 2 / 3
+            q = np.clip(rng.normal(C.axis_ratio_mean, C.axis_ratio_sd), 0.5, 1.0) \
+                if spread_q else 1.0
+            props = {"beta": np.array([beta]), "rc": np.array([0.2]), "rc_cc": np.array([0.03]),
+                     "f_cc": np.array([0.0]), "b_to_a": np.array([q]),
+                     "pa": np.array([rng.random() * np.pi]), "Xoff": np.array([0.0]),
+                     "xoff_pa": np.array([0.0])}
+            dx, dy, _ = emission.sample_cluster_offsets(rng, [photons], props,
+                                                        [core / 0.2], C)
+            px, py = sample_psf_offsets(rng, photons, C)
+            d = detect.detect_patch(np.r_[bx, dx + px], np.r_[by, dy + py], half, flat,
+                                    C.replace(det_two_point=False), 0.53)
+            dd = np.hypot(d["x"], d["y"])
+            k = np.argmin(dd)
+            ratio.append(d["EXT_FIT"][k] / core if dd[k] < 30 else np.nan)
+        out[label] = (float(np.nanmedian(ratio)), int(np.isfinite(ratio).sum()))
+    return out
+
+
+def extentmix(dirs):
+    """Print `extent_mix` and, for field directories, EXT / true core per core bin."""
+    from astro_clustermass.simulate import read_realisation
+
+    for label, (ratio, n) in extent_mix().items():
+        print(f"synthetic, core 50\", {label}: median EXT_FIT / r_c {ratio:.2f} "
+              f"({n} of 40 found)")
+    if not dirs:
+        return
+    core, ext, cc = [], [], []
+    for d in dirs:
+        r = read_realisation(d)
+        det, tr = r.detections, r.truth
+        rows = _truth_rows(det, tr)
+        core.append(_v(tr, "rc")[rows] * _v(tr, "R500c_arcmin")[rows] * 60.0)
+        ext.append(_v(det, "EXT")[_sel_clusters(det)])
+        cc.append(np.asarray(tr["cool_core"], bool)[rows])
+    core, ext, cc = (np.concatenate(v) for v in (core, ext, cc))
+    print("selected clusters: true core [arcsec]   N, median EXT / core without a cool core"
+          "   N, with one")
+    for lo, hi in ((5, 15), (15, 30), (30, 50), (50, 80), (80, 300)):
+        m = (core >= lo) & (core < hi)
+        a, b = m & ~cc, m & cc
+        ra = np.median(ext[a] / core[a]) if a.any() else np.nan
+        rb = np.median(ext[b] / core[b]) if b.any() else np.nan
+        print(f"{lo:3d}-{hi:3d}   {a.sum():4d}  {ra:.2f}    {b.sum():4d}  {rb:.2f}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("rate", "fields", "chiu", "nearby", "lumfun", "boxlike",
                                     "variance", "extent", "completeness", "grouplx", "zcut",
-                                    "profiles"))
+                                    "profiles", "extentmix"))
     p.add_argument("--efeds-dir", default="tests/data/efeds",
                    help="folder with the three eFEDS tables (profiles)")
     p.add_argument("--liu", help="Liu et al. (2022) table (lumfun)")
@@ -865,6 +933,8 @@ def main(argv=None):
         zcut(a.dirs)
     elif a.what == "profiles":
         profiles(a.dirs, a.efeds_dir)
+    elif a.what == "extentmix":
+        extentmix(a.dirs)
     else:
         extent()
 

@@ -116,3 +116,11 @@ def test_profile_table_reads_the_real_profiles(benchmark_script):
         back = np.interp(r["rc_implied"], list(r["ratio_model"]), model)
         assert back == pytest.approx(r["ratio_real"], rel=1e-9)
         assert 0.0 < r["ext_theta_real"] < 1.0 and np.isnan(r["ext_theta_sim"])
+
+
+def test_extent_mix_fits_synthetic_cores(benchmark_script):
+    rc = benchmark_script("realism_causes")
+    out = rc.extent_mix(n_patch=2)
+    assert list(out) == ["beta = 2/3, round", "beta spread", "axis ratios", "both"]
+    for ratio, found in out.values():
+        assert found >= 1 and 0.5 < ratio < 1.5     # the fit finds a core of about 50"
