@@ -31,6 +31,9 @@ Ghirardini et al. 2022; independent of the L_X residual unless ``cc_lx_link`` > 
 the probability rises with it as cool cores are over-luminous, Chen et al. 2007): a
 second component with r_c / R500c log-normal (median 0.03, 0.2 dex) carrying
 U(0.15, 0.5) of the flux.
+For trials, ``rc_mass_slope`` scales the median core radius as (M500c / ``rc_mpivot``)^slope
+and ``cc_logit_mass_slope`` moves logit P(cool core) per dex of M500c / ``rc_mpivot``; both
+are 0 by default (the draws are then those of the self-similar model).
 Ellipticity: axis ratio b/a ~ N(0.8, 0.1) clipped to [0.5, 1], random position angle.
 Centre offset of the X-ray emission from the halo centre: Xoff / R500c log-normal
 (median 0.04, 0.3 dex; halved for cool cores), random direction.
