@@ -75,6 +75,22 @@ def make_distribution(root, dist_name, modules, entry_points, version="0.1"):
 
 
 @pytest.fixture
+def default_sigint():
+    """Python's own Ctrl-C handler while the test runs, whatever the runner inherited.
+
+    A process started as a background job of a non-interactive shell begins with SIGINT
+    ignored, and Python then installs no handler: a test of what Ctrl-C does would
+    test nothing there. The runner's disposition is restored afterwards.
+    """
+    import signal
+
+    old = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture
 def plugin_env(tmp_path, monkeypatch):
     """Factory: install fake plugins on sys.path; returns a fresh Registry builder."""
     import importlib.metadata

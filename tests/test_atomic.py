@@ -50,8 +50,11 @@ def test_killed_writer_leftovers_are_removed_by_the_next_writer(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_remove_the_temporary_file(tmp_path, sig):
     out = tmp_path / "out.txt"
+    # the child handles Ctrl-C as an interactive Python does, even where the test runner
+    # was started with SIGINT ignored (a background job), which the child would inherit
     script = textwrap.dedent(f"""
-        import time
+        import signal, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from astro_clustermass.io.atomic import atomic_path
         with atomic_path({str(out)!r}) as tmp:
             print(tmp, flush=True)

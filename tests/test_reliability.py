@@ -194,7 +194,7 @@ Good._estimate = _stop
 
 
 def test_ctrl_c_during_an_estimate_still_stops_the_run(plugin_env, use_registry, tmp_path,
-                                                      capsys):
+                                                      capsys, default_sigint):
     # A real SIGINT arriving while a plugin computes (and one that the plugin then
     # raises again as its own KeyboardInterrupt) stops the run: exit status 130.
     _install(plugin_env, "slow", body="""
