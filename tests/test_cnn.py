@@ -238,6 +238,34 @@ def test_split_by_cluster_never_splits_a_cluster():
     assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
 
 
+def test_seed000_features_equal_the_plain_formulation():
+    # features() uses in-place ReLUs and pools before the second one; outputs and
+    # gradients must equal relu -> pool exactly
+    import torch
+    import torch.nn.functional as F
+
+    from astro_clustermass.cnn.model import Seed000Net
+
+    torch.manual_seed(3)
+    net = Seed000Net()
+    x = torch.randn(8, 10, 50, 50).contiguous(memory_format=torch.channels_last)
+    z = torch.rand(8)
+
+    def plain(x):
+        h = F.avg_pool2d(F.relu(net.conv1(x)), 2)
+        return torch.flatten(F.max_pool2d(F.relu(net.conv2(h)), 2), 1)
+
+    a, b = net.features(x), plain(x)
+    assert torch.equal(a, b)
+    grads = []
+    for f in (net.features, plain):
+        net.zero_grad()
+        (f(x) * torch.linspace(-1, 1, a.shape[1])).sum().backward()
+        grads.append([p.grad.clone() for p in (net.conv1.weight, net.conv2.weight)])
+    assert all(torch.equal(g, h) for g, h in zip(*grads))
+    assert net(x, z).shape == (8, 2)
+
+
 def test_split_by_field_keeps_each_field_in_one_set():
     from astro_clustermass.cnn.dataset import prepare_splits
 
@@ -537,3 +565,9 @@ def test_omp_wait_policy_passive_unless_user_set():
     assert _wait_policy_after("import os, astro_clustermass.cnn.model", "ACTIVE") == "ACTIVE"
     # torch already loaded: its OpenMP runtime has read the environment, nothing to change
     assert _wait_policy_after("import os, torch, astro_clustermass.cnn.model") == "None"
+
+
+def test_train_step_benchmark_runs(benchmark_script):
+    bench = benchmark_script("bench_train_step")
+    ratio = bench.main(["--rounds", "1", "--steps", "1"])
+    assert 0.0 < ratio < 10.0

@@ -106,8 +106,10 @@ class Seed000Net(nn.Module):
         self.head = GaussianHead(n_in, sigma_floor)
 
     def features(self, x):
-        x = F.avg_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        # in place, and max-pool before the ReLU (they commute): the same values and
+        # gradients as relu -> pool, with 4x less memory traffic in the second block
+        x = F.avg_pool2d(F.relu_(self.conv1(x)), 2)
+        x = F.relu_(F.max_pool2d(self.conv2(x), 2))
         return torch.flatten(x, 1)
 
     def forward(self, x, z):
