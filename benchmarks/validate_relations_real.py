@@ -121,6 +121,9 @@ def main(argv=None):
     p.add_argument("--data", default=os.path.join(REPO, "tests", "data", "efeds"),
                    help="folder with the three eFEDS tables (default: the trimmed copy)")
     p.add_argument("--static", default=None, help="write the two PNGs to this folder")
+    p.add_argument("--core-radius", type=float, default=None,
+                   help="r_c / R500c of the aperture correction's beta model (default: the "
+                        "simulator's median core radius)")
     p.add_argument("--no-alternatives", action="store_true",
                    help="skip the other readings of the relations")
     p.add_argument("--write-test-data", metavar="DIR", default=None,
@@ -130,7 +133,7 @@ def main(argv=None):
         print(f"wrote {efeds.trim_tables(args.data, args.write_test_data)}")
         return 0
     t0 = time.time()
-    table, rows = efeds.validate(args.data)
+    table, rows = efeds.validate(args.data, core_radius=args.core_radius)
     corr = np.asarray(table["aperture_correction"], float)
     sec = np.asarray(table["secure"], bool) & np.isfinite(corr)
     print(f"eFEDS tables: {args.data}; {len(table)} clusters, {int(table['secure'].sum())} "

@@ -60,6 +60,20 @@ def test_required_median_offsets(shipped):
     assert abs(lx["median"]) <= 0.07
 
 
+def test_aperture_correction_profile_can_be_chosen(shipped):
+    # a wider core puts more light outside 500 kpc: a larger correction, higher masses;
+    # cr-erass1 does not use luminosities
+    table, rows = shipped
+    wide_table, wide = efeds.validate(DATA, core_radius=0.25)
+    wide = {(r["estimator"], r["sample"]): r for r in wide}
+    assert np.nanmedian(wide_table["aperture_correction"]) > \
+        np.nanmedian(table["aperture_correction"])
+    key = ("lx-chiu22", "secure, 0.01 <= z <= 1.3")
+    assert wide[key]["median"] > rows[key]["median"]
+    key = ("cr-erass1", "secure, 0.1 <= z <= 0.8")
+    assert wide[key]["median"] == rows[key]["median"]
+
+
 def test_the_test_tells_the_readings_apart():
     """The criteria reject the readings the data ruled out: the lx-chiu22 normalisation in
     1e43 h^-2 erg/s, and cr-erass1 with A = 0.64 instead of ln A = 0.64."""

@@ -135,7 +135,8 @@ def read_efeds(directory, relation="lx-chiu22"):
     return out
 
 
-def estimate_efeds(catalog, aperture=True, lx_relation=None, cr_relation=None):
+def estimate_efeds(catalog, aperture=True, lx_relation=None, cr_relation=None,
+                   core_radius=None):
     """Masses of ``lx-chiu22`` and ``cr-erass1`` for the joined table (all rows).
 
     Parameters
@@ -149,6 +150,9 @@ def estimate_efeds(catalog, aperture=True, lx_relation=None, cr_relation=None):
     lx_relation, cr_relation : `~astro_clustermass.relations.base.ScalingRelation`, optional
         Other readings of the relations (for the report's comparison rows); default
         the shipped ones.
+    core_radius : float, optional
+        r_c / R500c of the aperture correction's beta model (default: the simulator's
+        median, `~astro_clustermass.relations.lx.aperture_correction`).
 
     Returns
     -------
@@ -172,7 +176,9 @@ def estimate_efeds(catalog, aperture=True, lx_relation=None, cr_relation=None):
     if aperture:
         ok = np.isfinite(lum.value)
         corr = np.full(len(table), np.nan)
-        corr[ok] = luminosity_within_r500(lum[ok], APERTURE, z[ok], relation=lx_rel)[1]
+        profile = {} if core_radius is None else {"core_radius": float(core_radius)}
+        corr[ok] = luminosity_within_r500(lum[ok], APERTURE, z[ok], relation=lx_rel,
+                                          **profile)[1]
     table["aperture_correction"] = corr
     table["LX"] = lum * corr
     table["LX_err"] = u.Quantity(table["L_500kpc_err"], u.erg / u.s) * corr
@@ -228,8 +234,11 @@ def _values(column, unit=None):
     return np.asarray(getattr(q, "value", q), dtype=float)
 
 
-def validate(directory, aperture=True, lx_relation=None, cr_relation=None, z_bins=Z_BINS):
+def validate(directory, aperture=True, lx_relation=None, cr_relation=None, z_bins=Z_BINS,
+             core_radius=None):
     """Estimate and summarise, secure clusters only, overall and per redshift bin.
+
+    ``core_radius`` (r_c / R500c) replaces the aperture correction's default profile.
 
     Returns
     -------
@@ -240,7 +249,8 @@ def validate(directory, aperture=True, lx_relation=None, cr_relation=None, z_bin
         `summarize`). Samples: all secure clusters; those inside the relation's
         calibrated redshift range; each bin of ``z_bins``.
     """
-    table = estimate_efeds(read_efeds(directory), aperture, lx_relation, cr_relation)
+    table = estimate_efeds(read_efeds(directory), aperture, lx_relation, cr_relation,
+                           core_radius=core_radius)
     z = np.asarray(table["Z_BEST_COMB"], float)
     secure = np.asarray(table["secure"], bool)
     rows = []
