@@ -673,8 +673,7 @@ def zcut_tables(sims, real, cuts=(0.0, 0.1, 0.15, 0.2),
     rz, rext, rrate = (_v(real, c) for c in ("z", "EXT", "ML_RATE"))
     secure = ~np.asarray(real["NOT_CLUSTER"], bool)
     area = sum(float(a) for _, a, _ in sims)
-    cl = [R.selected(t) & (np.asarray(t["MATCH_TYPE"]).astype(str) == "cluster")
-          for t, _, _ in sims]
+    cl = [_sel_clusters(t) for t, _, _ in sims]
     sz, sext, srate = (np.concatenate([_v(t, c)[m] for (t, _, _), m in zip(sims, cl)])
                        for c in ("z", "EXT", "ML_RATE"))
 
