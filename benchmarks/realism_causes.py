@@ -701,15 +701,12 @@ def zcut_tables(sims, real, cuts=(0.0, 0.1, 0.15, 0.2),
 
 def zcut(dirs):
     """Print `zcut_tables` for field realisations."""
-    from astro_clustermass.simulate import read_realisation
     from astro_clustermass.simulate import realism as R
 
-    sims = []
-    for d in dirs:
-        r = read_realisation(d)
-        if r.manifest.get("mode") != "field":
-            raise SystemExit(f"{d} is not a field-mode realisation")
-        sims.append((r.detections, float(r.manifest["area_deg2"]), r.manifest["seed"]))
+    try:
+        sims = R.read_fields(dirs)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     bins, cut_results = zcut_tables(sims, R.read_efeds_clusters())
     area = sum(a for _, a, _ in sims)
     print(f"selected clusters per 140 deg^2 and median EXT [arcsec], real (secure) / "

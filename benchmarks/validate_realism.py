@@ -29,15 +29,13 @@ import numpy as np
 
 
 def load(dirs):
-    from astro_clustermass.simulate import read_realisation
+    """`astro_clustermass.simulate.realism.read_fields`, ending the script with its message."""
+    from astro_clustermass.simulate import realism
 
-    out = []
-    for d in dirs:
-        r = read_realisation(d)
-        if r.manifest.get("mode") != "field":
-            raise SystemExit(f"{d} is not a field-mode realisation")
-        out.append((r.detections, float(r.manifest["area_deg2"]), r.manifest["seed"]))
-    return out
+    try:
+        return realism.read_fields(dirs)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def _arr(col):

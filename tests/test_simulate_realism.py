@@ -73,6 +73,13 @@ def test_small_simulated_field(tmp_path, real):
         assert e["n_real"] > 400
         assert 0.0 <= e["ks_d"] <= 1.0 or e["n_sim"] == 0, name
     assert res["observables"]["ML_RATE"]["n_sim"] == n_sel
+    # read back from disk as the benchmarks read it; another mode is refused by name
+    [(det, area, seed)] = realism.read_fields([str(tmp_path / "f")])
+    assert (len(det), area, seed) == (len(sky.detections), 2.0, 21)
+    manifest = tmp_path / "f" / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("mode: field", "mode: stamps"))
+    with pytest.raises(ValueError, match="f is not a field-mode realisation"):
+        realism.read_fields([str(tmp_path / "f")])
 
 
 def test_efeds_exposure_has_the_real_spread(real):

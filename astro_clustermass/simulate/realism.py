@@ -44,7 +44,8 @@ from astropy.table import Table
 from ..utils.data import package_data
 
 __all__ = ["EFEDS_TABLE", "EFEDS_AREA_DEG2", "EFEDS_DENSITY_DEG2", "OBSERVABLES", "REQUIREMENTS",
-           "read_efeds_clusters", "selected", "compare_with_efeds", "check_requirements",
+           "read_efeds_clusters", "read_fields", "selected", "compare_with_efeds",
+           "check_requirements",
            "format_table"]
 
 EFEDS_TABLE = package_data("efeds", "efeds_klein22_clusters.ecsv")
@@ -109,6 +110,34 @@ def read_efeds_clusters(path=EFEDS_TABLE):
     t["z"] = t["Z_BEST_COMB"]
     t["NOT_CLUSTER"] = _values(t["F_CONT_BEST_COMB"]) >= F_CONT_LIMIT
     return t
+
+
+def read_fields(dirs):
+    """Field-mode realisations as `compare_with_efeds` takes them.
+
+    Parameters
+    ----------
+    dirs : list of str
+        Output directories of ``astro-clustermass simulate --mode field``.
+
+    Returns
+    -------
+    list of (detections, area_deg2, seed)
+
+    Raises
+    ------
+    ValueError
+        Naming a directory that holds another kind of realisation.
+    """
+    from .io import read_realisation
+
+    out = []
+    for d in dirs:
+        r = read_realisation(d)
+        if r.manifest.get("mode") != "field":
+            raise ValueError(f"{d} is not a field-mode realisation")
+        out.append((r.detections, float(r.manifest["area_deg2"]), r.manifest["seed"]))
+    return out
 
 
 def selected(det, ext_like_min=6.0, det_like_min=5.0):
